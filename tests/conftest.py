@@ -1,0 +1,1 @@
+pytest_plugins = ["watcher.lab.pytest_plugin"]
