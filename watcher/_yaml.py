@@ -29,7 +29,7 @@ def _walk(loader: _LineLoader, node: yaml.Node, loc: Loc) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = loader.construct_object(key_node, deep=True)
             if key in out:
                 raise ConfigError(f"line {key_node.start_mark.line + 1}: key {_fmt((*loc, key))!r} repeated")
             loader.lines[(*loc, key)] = key_node.start_mark.line + 1
@@ -37,7 +37,7 @@ def _walk(loader: _LineLoader, node: yaml.Node, loc: Loc) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(loader, item, (*loc, i)) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return loader.construct_object(node, deep=True)
 
 
 def _fmt(loc: Loc) -> str:
@@ -50,7 +50,7 @@ def _fmt(loc: Loc) -> str:
 def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[Loc, int]]:
     loader = _LineLoader(text)
     try:
-        node = loader.get_single_node()  # type: ignore[no-untyped-call]
+        node = loader.get_single_node()
         data = {} if node is None else _walk(loader, node, ())
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
@@ -59,7 +59,7 @@ def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[Loc, int]
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return data, loader.lines
 
 
@@ -75,7 +75,9 @@ def validation_message(exc: ValidationError, lines: dict[Loc, int], source: str)
     problems = []
     for err in exc.errors():
         # pydantic puts union member names and validator tags in loc; keep only real keys.
-        loc = tuple(p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("function-", "tagged")))
+        loc = tuple(
+            p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("function-", "tagged"))
+        )
         line = _line_for(lines, loc)
         where = f"{source}:{line}" if line else source
         problems.append(f"{where}: {_fmt(loc)}: {err['msg']}")

@@ -27,7 +27,10 @@ class _Top(BaseModel):
     [
         ("inner:\n  port: x\n", "f.yaml:2: inner.port: Input should be a valid integer"),
         ("inner:\n  port: 1\n  hostz: []\n", "f.yaml:3: inner.hostz: Extra inputs are not permitted"),
-        ("name: a\ninner:\n  hosts:\n    - ok\n    - [1]\n  port: 1\n", "f.yaml:5: inner.hosts[1]: Input should be"),
+        (
+            "name: a\ninner:\n  hosts:\n    - ok\n    - [1]\n  port: 1\n",
+            "f.yaml:5: inner.hosts[1]: Input should be",
+        ),
         ("name: a\n", "f.yaml:1: inner: Field required"),
         ("inner:\n  port: 1\n  port: 2\n", "f.yaml: line 3: key 'inner.port' repeated"),
         ("inner: [\n", "f.yaml:2: not valid YAML"),

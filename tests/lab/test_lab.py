@@ -79,6 +79,6 @@ def test_errors_name_the_command() -> None:
         with pytest.raises(LabError, match=r"\[h\] false"):
             host.run(["false"])
         start = time.monotonic()
-        with pytest.raises(LabError, match="within 0.2s"):
+        with pytest.raises(LabError, match=r"within 0\.2s"):
             lab.wait_for(lambda: False, timeout=0.2)
         assert time.monotonic() - start < 5

@@ -15,7 +15,7 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -257,14 +257,16 @@ class Lab:
             extra = ["nodad"] if addr.version == 6 else []
             host.ip("addr", "add", str(addr), "dev", ifname, *extra)
         host.ip("link", "set", ifname, "up")
-        iface = Iface(host, ifname, parsed)  # type: ignore[arg-type]
+        iface = Iface(host, ifname, parsed)
         host.ifaces[ifname] = iface
         return iface
 
-    def wait_for(self, predicate: object, *, timeout: float = 10.0, interval: float = 0.05) -> None:
+    def wait_for(
+        self, predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.05
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if predicate():  # type: ignore[operator]
+            if predicate():
                 return
             time.sleep(interval)
         raise LabError(f"condition not met within {timeout}s")

@@ -92,7 +92,9 @@ def build_mesh_lab(lab: Lab, replicas: int = 3, *, ipv6: bool = True) -> MeshLab
     for i in range(1, replicas + 1):
         host = lab.add_host(f"replica{i}")
         lab.connect(host, "lan", [f"{replica_lan4(i)}/24", *v6(f"{replica_lan6(i)}/64")], ifname="eth0")
-        lab.connect(host, "mesh", [f"203.0.113.{10 + i}/24", *v6(f"2001:db8:f::{10 + i:x}/64")], ifname="eth1")
+        lab.connect(
+            host, "mesh", [f"203.0.113.{10 + i}/24", *v6(f"2001:db8:f::{10 + i:x}/64")], ifname="eth1"
+        )
         host.ip("route", "add", MESH_RANGE4, "via", "203.0.113.100")
         host.ip("route", "add", CLIENT_NET4, "via", ROUTER_LAN4)
         if ipv6:
