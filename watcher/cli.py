@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every request at INFO: with heartbeats and polls that drowns everything else.
+    logging.getLogger("httpx").setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

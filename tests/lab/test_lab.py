@@ -82,3 +82,21 @@ def test_errors_name_the_command() -> None:
         with pytest.raises(LabError, match=r"within 0\.2s"):
             lab.wait_for(lambda: False, timeout=0.2)
         assert time.monotonic() - start < 5
+
+
+def test_call_runs_in_the_hosts_namespace() -> None:
+    import socket
+
+    with Lab() as lab:
+        host = lab.add_host("h")
+        lab.add_switch("s")
+        lab.connect(host, "s", ["192.0.2.7/24"])
+
+        def bind() -> str:
+            with socket.socket() as sock:
+                sock.bind(("192.0.2.7", 0))  # only exists inside the lab
+                return str(sock.getsockname()[0])
+
+        assert host.call(bind) == "192.0.2.7"
+        with pytest.raises(OSError), socket.socket() as sock:
+            sock.bind(("192.0.2.7", 0))

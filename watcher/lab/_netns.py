@@ -7,7 +7,10 @@ from inside the host namespace (`ip -n HOST link add ... peer ... netns SWITCH`)
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import ctypes
+import ctypes.util
 import ipaddress
 import os
 import secrets
@@ -19,6 +22,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
 
 NETNS_PREFIX = "mwl"
 # One file per live lab, holding the owner pid: `sweep_stale` removes labs whose owner is dead.
@@ -48,6 +55,17 @@ def _delete_netns(name: str) -> None:
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
     _ip("netns", "del", name, check=False)
+
+
+def _join_netns(netns: str) -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({netns}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -107,6 +125,7 @@ class Host:
     name: str
     netns: str
     ifaces: dict[str, Iface] = field(default_factory=dict)
+    _executor: concurrent.futures.ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def cmd(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *argv]
@@ -145,6 +164,21 @@ class Host:
     def iface(self, name: str = "eth0") -> Iface:
         return self.ifaces[name]
 
+    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run `fn` in this process, on a thread that joined the host's namespace.
+
+        setns() is per thread, and a socket stays in the namespace it was made in: an HTTP client
+        used only through `call` reaches servers inside the lab without a subprocess.
+        """
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1,
+                thread_name_prefix=f"netns-{self.name}",
+                initializer=_join_netns,
+                initargs=(self.netns,),
+            )
+        return self._executor.submit(fn, *args, **kwargs).result()
+
 
 class Lab:
     """A set of namespaces created together and always removed together.
@@ -180,6 +214,9 @@ class Lab:
         self.close()
 
     def close(self) -> None:
+        for host in self.hosts.values():
+            if host._executor is not None:
+                host._executor.shutdown(wait=True, cancel_futures=True)
         for proc in reversed(self._procs):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
