@@ -41,9 +41,13 @@ def _wait(predicate: Callable[[], object], what: str, timeout: float = 15.0) -> 
     """Wait until `predicate()` is truthy; returns the seconds it took."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        with contextlib.suppress(Exception):
+        try:
             if predicate():
                 return time.monotonic() - start
+        except _Fatal:
+            raise
+        except Exception:  # not there yet (connection refused, empty output, ...)
+            pass
         time.sleep(0.01)
     raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
 
@@ -75,6 +79,17 @@ def _router_nexthop(router: Any) -> str:
 def _log(path: Path) -> int:
     """An append-only log file descriptor for a child process (the child keeps its own copy)."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+def _alive(proc: subprocess.Popen[bytes], log: Path) -> bool:
+    if proc.poll() is not None:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise _Fatal(f"a demo process exited with status {proc.returncode}; its log ends:\n{tail}")
+    return True
+
+
+class _Fatal(RuntimeError):
+    pass
 
 
 def _get(url: str) -> Any:
@@ -138,7 +153,7 @@ def _running_demo(replicas: int) -> Iterator[tuple[Any, Any, str, Path, list[Any
 
         _say(f"Starting the embedded control plane in the router namespace: {API}")
         py = [sys.executable, "-m", "watcher"]
-        mesh.router.popen(
+        cp = mesh.router.popen(
             [
                 *py,
                 "control-plane",
@@ -158,7 +173,9 @@ def _running_demo(replicas: int) -> Iterator[tuple[Any, Any, str, Path, list[Any
         )
         token_file = state / "cp" / "admin.token"
         _wait(
-            lambda: token_file.exists() and mesh.router.call(_get, f"http://192.0.2.1:{PORT}/readyz"),
+            lambda: _alive(cp, state / "cp.log")
+            and token_file.exists()
+            and mesh.router.call(_get, f"http://192.0.2.1:{PORT}/readyz"),
             "the control plane",
         )
         # The API client runs inside the router namespace, like every other part of the demo.
@@ -244,12 +261,15 @@ def run_demo(args: argparse.Namespace) -> int:
         cfg = state / "watcher.yaml"
         cfg.write_text(_watcher_config(node_id, state / "cp" / "admin.token"))
         print("   " + cfg.read_text().replace("\n", "\n   ").rstrip())
-        mesh.router.popen(
+        watcher = mesh.router.popen(
             [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
             stdout=subprocess.DEVNULL,
             stderr=_log(state / "watcher.log"),
         )
-        _wait(lambda: _router_nexthop(mesh.router) == "192.0.2.11", "the watcher's first reconcile")
+        _wait(
+            lambda: _alive(watcher, state / "watcher.log") and _router_nexthop(mesh.router) == "192.0.2.11",
+            "the watcher's first reconcile",
+        )
         _info(
             "router: "
             + mesh.router.run(["ip", "route", "show", "proto", "250"])

@@ -1,0 +1,196 @@
+"""The watcher's configuration file: the top-level model and the daemon's own sections.
+
+The `control_plane`, `routes` and `vip` sections belong to their modules (watcher.source,
+watcher.routes, watcher.vip); this file only composes them and checks the rules that span sections.
+Load it with `load_config(path)`: every error names the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .._yaml import load_model, parse_model
+from ..routes.config import RoutesConfig
+from ..source.config import NodeRef, SourceConfig
+from ..vip.config import VipConfig
+
+Mode = Literal["router", "vip"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Model):
+    """Which replica a static next-hop entry is for: exactly one of the keys."""
+
+    id: str | None = None
+    origin_ip: str | None = None
+    device_name: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Match:
+        given = [k for k in ("id", "origin_ip", "device_name") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of id, origin_ip, device_name (got {', '.join(given) or 'none'})"
+            )
+        if self.origin_ip is not None:
+            ipaddress.ip_address(self.origin_ip)
+        return self
+
+    def key(self) -> tuple[str, str]:
+        for name in ("id", "origin_ip", "device_name"):
+            value = getattr(self, name)
+            if value is not None:
+                return name, str(value)
+        raise AssertionError("validated: one key is set")
+
+
+class StaticNextHop(_Model):
+    match: Match
+    ipv4: ipaddress.IPv4Address | None = None
+    ipv6: ipaddress.IPv6Address | None = None
+
+    @model_validator(mode="after")
+    def _some_address(self) -> StaticNextHop:
+        if self.ipv4 is None and self.ipv6 is None:
+            raise ValueError("give ipv4, ipv6 or both")
+        return self
+
+
+class ReplicasConfig(_Model):
+    use_reported_lan_addresses: bool = True
+    static: tuple[StaticNextHop, ...] = ()
+
+    @field_validator("static")
+    @classmethod
+    def _unique_matches(cls, entries: tuple[StaticNextHop, ...]) -> tuple[StaticNextHop, ...]:
+        seen: dict[tuple[str, str], int] = {}
+        for i, entry in enumerate(entries):
+            key = entry.match.key()
+            if key in seen:
+                raise ValueError(f"entries {seen[key]} and {i} both match {key[0]}={key[1]!r}")
+            seen[key] = i
+        return entries
+
+
+class DecideConfig(_Model):
+    hold_down: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="seconds after a change during which a further change is deferred",
+    )
+    flap_window: float = Field(
+        default=300.0, gt=0, description="seconds over which changes are counted as flapping"
+    )
+    flap_threshold: int = Field(
+        default=4, ge=2, description="this many changes within flap_window raise an alert"
+    )
+
+
+class HealthConfig(_Model):
+    probe: bool = Field(default=True, description="ARP/NDP-probe the next-hops")
+    interval: float = Field(default=2.0, gt=0, le=3600)
+    timeout: float = Field(default=1.0, gt=0, le=60)
+    failures: int = Field(
+        default=3, ge=1, description="consecutive failed probes before a next-hop is unhealthy"
+    )
+    promote_on_unhealthy: bool = False
+    promote_cooldown: float = Field(
+        default=30.0, ge=0, description="minimum seconds between promotion requests"
+    )
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> HealthConfig:
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout}) must not exceed interval ({self.interval})")
+        if self.promote_on_unhealthy and not self.probe:
+            raise ValueError("promote_on_unhealthy needs probe: true")
+        return self
+
+
+class Hook(_Model):
+    command: tuple[str, ...] = Field(min_length=1, description="argv; no shell")
+    timeout: float = Field(default=10.0, gt=0, le=3600)
+
+    @field_validator("command")
+    @classmethod
+    def _program(cls, argv: tuple[str, ...]) -> tuple[str, ...]:
+        if not argv[0].strip():
+            raise ValueError("the program (first item) is empty")
+        return argv
+
+
+class MetricsConfig(_Model):
+    enabled: bool = True
+    listen: str = "127.0.0.1:9477"
+
+    @field_validator("listen")
+    @classmethod
+    def _hostport(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    def address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` -> (host, port). Port 0 picks a free port."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{value!r}: expected HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ValueError(f"{value!r}: host must be an IP address") from None
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: port must be 0..65535")
+    return host, int(port)
+
+
+class WatcherConfig(_Model):
+    mode: Mode
+    node: NodeRef
+    control_plane: SourceConfig
+    replicas: ReplicasConfig = Field(default_factory=ReplicasConfig)
+    routes: RoutesConfig | None = Field(default=None, validate_default=True)
+    vip: VipConfig | None = Field(default=None, validate_default=True)
+    decide: DecideConfig = Field(default_factory=DecideConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    hooks: tuple[Hook, ...] = ()
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+    @field_validator("routes", "vip")
+    @classmethod
+    def _section_for_mode(cls, value: object, info: ValidationInfo) -> object:
+        mode = info.data.get("mode")
+        if mode is None:  # mode itself is invalid; that error is enough
+            return value
+        needed = {"router": "routes", "vip": "vip"}[mode]
+        if info.field_name == needed and value is None:
+            raise ValueError(f"required when mode is {mode}")
+        if info.field_name != needed and value is not None:
+            raise ValueError(
+                f"only used when mode is {'router' if info.field_name == 'routes' else 'vip'}"
+                f" (mode is {mode}); remove this section"
+            )
+        return value
+
+
+def load_config(path: str | Path) -> WatcherConfig:
+    """Read and validate a watcher config file; raises watcher._yaml.ConfigError."""
+    return load_model(path, WatcherConfig)
+
+
+def parse_config(text: str, source: str = "<string>") -> WatcherConfig:
+    return parse_model(text, WatcherConfig, source)
