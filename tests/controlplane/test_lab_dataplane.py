@@ -1,0 +1,105 @@
+"""In the netns lab: only the active replica forwards; a failover moves the data plane.
+
+The control plane runs inside the router namespace on the router's LAN address, so the agents in the
+replica namespaces reach it as real replicas would. The test reaches the API with curl run inside the
+router namespace (the root namespace has no route into the lab, by design).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cp_helpers import Agents, ControlPlane, make_cp, wait_for
+
+from watcher.lab import MESH_HOST4, Host, MeshLab, replica_lan4
+
+pytestmark = pytest.mark.netns
+DETECTION, HEARTBEAT = 1.0, 0.2
+
+
+def api(router: Host, cp: ControlPlane, method: str, path: str, body: Any = None) -> Any:
+    argv = [
+        "curl",
+        "-sS",
+        "-m",
+        "5",
+        "-X",
+        method,
+        "-H",
+        f"Authorization: Bearer {cp.admin}",
+        cp.base + path.replace("{a}", cp.account),
+    ]
+    if body is not None:
+        argv += ["-H", "content-type: application/json", "-d", json.dumps(body)]
+    out = json.loads(router.run(argv).stdout)
+    assert out["success"], out
+    return out["result"]
+
+
+def forwarding(host: Host) -> str:
+    return host.run(["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip()
+
+
+def test_only_active_replica_forwards(mesh_lab: MeshLab, tmp_path: Path, agents: Agents) -> None:
+    router, client = mesh_lab.router, mesh_lab.client
+    r1, r2 = mesh_lab.replica(1), mesh_lab.replica(2)
+    cp = make_cp(tmp_path, detection=DETECTION, heartbeat=HEARTBEAT)
+    cp.prefix = router.cmd([])
+    cp.start(listen="192.0.2.1:0", probe=False)
+    cp.account = api(router, cp, "GET", "/accounts")[0]["id"]
+    node = api(router, cp, "POST", "/accounts/{a}/warp_connector", {"name": "lab", "ha": True})
+    token = api(router, cp, "GET", f"/accounts/{{a}}/warp_connector/{node['id']}/token")
+    a1 = agents.start(cp.base, token, "r1", extra=["--dataplane"], prefix=r1.cmd([]))
+    id1 = a1.wait_registered()
+
+    def statuses() -> dict[str, str]:
+        return {
+            r["id"]: r["ha_status"]
+            for r in api(router, cp, "GET", f"/accounts/{{a}}/warp_connector/{node['id']}/connections")
+        }
+
+    wait_for(lambda: statuses().get(id1) == "active", what="r1 active")
+    a2 = agents.start(cp.base, token, "r2", extra=["--dataplane"], prefix=r2.cmd([]))
+    id2 = a2.wait_registered()
+    wait_for(lambda: statuses() == {id1: "active", id2: "passive"}, what="r2 passive")
+    wait_for(lambda: forwarding(r1) == "1" and forwarding(r2) == "0", what="forwarding follows the roles")
+    reps = {
+        r["id"]: r for r in api(router, cp, "GET", f"/accounts/{{a}}/warp_connector/{node['id']}/connections")
+    }
+    # LAN addresses were detected from the interfaces; origin is the replica's LAN address
+    assert replica_lan4(1) in reps[id1]["lan_addresses"] and "203.0.113.11" in reps[id1]["lan_addresses"]
+    assert reps[id2]["conns"][0]["origin_ip"] == replica_lan4(2)
+
+    # the router sends Mesh traffic to the active replica's reported LAN address
+    lan1 = next(a for a in reps[id1]["lan_addresses"] if a.startswith("192.0.2."))
+    router.ip("route", "replace", "100.96.0.0/12", "via", lan1)
+    before1, before2 = mesh_lab.forwarded_packets(1), mesh_lab.forwarded_packets(2)
+    assert client.ping(MESH_HOST4, count=3, timeout=1)
+    assert mesh_lab.forwarded_packets(1) >= before1 + 3
+    assert mesh_lab.forwarded_packets(2) == before2
+
+    # manual failover: r1 stops forwarding, so traffic still sent to it is dropped
+    api(router, cp, "PUT", f"/accounts/{{a}}/warp_connector/{node['id']}/failover", {"client_id": id2})
+    wait_for(lambda: forwarding(r1) == "0" and forwarding(r2) == "1", timeout=5, what="data plane moved")
+    before1 = mesh_lab.forwarded_packets(1)
+    assert not client.ping(MESH_HOST4, count=2, timeout=1)
+    assert mesh_lab.forwarded_packets(1) == before1
+    # once the router follows the promotion, traffic flows through r2 only
+    lan2 = next(a for a in reps[id2]["lan_addresses"] if a.startswith("192.0.2."))
+    router.ip("route", "replace", "100.96.0.0/12", "via", lan2)
+    before1, before2 = mesh_lab.forwarded_packets(1), mesh_lab.forwarded_packets(2)
+    assert client.ping(MESH_HOST4, count=3, timeout=1)
+    assert mesh_lab.forwarded_packets(2) >= before2 + 3
+    assert mesh_lab.forwarded_packets(1) == before1
+
+    # control plane gone: after the detection timeout the active replica stops forwarding too
+    lost_at = time.monotonic()
+    cp.stop(signal.SIGKILL)
+    wait_for(lambda: forwarding(r2) == "0", timeout=DETECTION + 5, what="forwarding off when unreachable")
+    # counted from the last answered heartbeat, which came at most about one interval before the kill
+    assert time.monotonic() - lost_at >= DETECTION - 2 * HEARTBEAT
