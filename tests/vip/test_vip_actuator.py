@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from watcher._types import NextHop, Target
-from watcher.vip import VipActuator, VipConfig
+from watcher.vip import Fsm, State, VipActuator, VipConfig
 
 CFG = VipConfig(interface="eth0", vrid=9, local_replica_id="r-1", addresses=["192.0.2.254", "fe80::254"])
 
@@ -38,11 +40,35 @@ async def test_on_takeover_only_when_not_the_active_replica() -> None:
     def transition(family: int, old: str, new: str, reason: str) -> None:
         seen.append((family, old, new, reason))
 
-    act = VipActuator(CFG, on_takeover=takeover, on_transition=transition)
+    cfg = CFG.model_copy(update={"advert_interval": 0.02})
+    act = VipActuator(cfg, on_takeover=takeover, on_transition=transition)
+    lead = act.instances[0]
+    lead.fsm = Fsm(priority=100, advert_interval=0.02, primary_ip=ipaddress.IPv4Address("192.0.2.11"))
+    lead.fsm.state = State.MASTER
+
+    async def settle() -> None:
+        if act._takeover_task is not None:
+            await act._takeover_task
+
+    # Cold start: no master was ever heard, so winning the first election is no takeover.
     await act._transition(4, "backup", "master", "master_down")
-    assert act._takeover_task is not None
-    await act._takeover_task
-    assert calls == ["takeover"] and seen == [(4, "backup", "master", "master_down")]
+    await settle()
+    assert calls == [] and seen == [(4, "backup", "master", "master_down")]
+    lead.stats.adverts_received = 3
+    # Only the first family decides (IPv4 and IPv6 may break an equal-priority tie differently).
+    await act._transition(6, "backup", "master", "master_down")
+    await settle()
+    assert calls == []
+    await act._transition(4, "backup", "master", "master_down")
+    await settle()
+    assert calls == ["takeover"]
+    # Lost the tie-break while settling: another host is master, it asks, not us.
+    await act._transition(4, "backup", "master", "master_down")
+    lead.fsm.state = State.BACKUP
+    await settle()
+    assert calls == ["takeover"]
+    lead.fsm = None  # not started: apply only records the priority
     await act.apply(target("r-1"))
-    await act._transition(6, "backup", "master", "priority_raised")
+    await act._transition(4, "backup", "master", "master_down")
+    await settle()
     assert calls == ["takeover"]  # we are the active replica: VRRP only followed the control plane

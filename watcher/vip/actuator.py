@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._types import Target
+from ._fsm import State
 from .config import VipConfig
 from .instance import TransitionCallback, VrrpInstance
 
@@ -79,6 +80,15 @@ class VipActuator:
         if self._takeover_task is not None:
             self._takeover_task.cancel()
 
+    async def _takeover(self) -> None:
+        # Backups of equal priority time out together and all become master; the losers step
+        # down within about one advert interval. Only the host still master asks to be promoted.
+        await asyncio.sleep(1.5 * self.config.advert_interval)
+        if self.active or self.instances[0].state is not State.MASTER:
+            return
+        assert self.on_takeover is not None
+        await self.on_takeover()
+
     def set_priority(self, priority: int) -> None:
         """Direct override (standalone runner, tests)."""
         for inst in self.instances:
@@ -91,9 +101,22 @@ class VipActuator:
 
     async def _transition(self, family: int, old: str, new: str, reason: str) -> None:
         # VRRP made us master (the active host died or resigned) ahead of the control plane.
+        # Only a takeover from a master we heard counts: the first election of a cold start
+        # (no master yet, every host times out) must not steal the active role from a healthy replica.
+        # The first family's instance alone decides: between equal passive priorities each family
+        # breaks the tie on its own primary address, so IPv4 and IPv6 may pick different hosts.
         idle = self._takeover_task is None or self._takeover_task.done()
-        if new == "master" and not self.active and self.on_takeover is not None and idle:
-            self._takeover_task = asyncio.ensure_future(self.on_takeover())
+        lead = self.instances[0]
+        heard = lead.stats.adverts_received > 0
+        takeover = (
+            family == lead.family
+            and new == "master"
+            and reason == "master_down"
+            and heard
+            and not self.active
+        )
+        if takeover and self.on_takeover is not None and idle:
+            self._takeover_task = asyncio.ensure_future(self._takeover())
         if self._user_transition is not None:
             result = self._user_transition(family, old, new, reason)
             if result is not None:

@@ -104,6 +104,12 @@ class VrrpInstance:
         except BaseException:
             await self._addrs.close()
             raise
+        # The first build imports scapy (~0.1 s, more on a busy host): pay that now, not in the
+        # first advert of a takeover (a host that was only ever Backup has never built one).
+        build_advert(
+            src=self.primary, dst=self._sock.group, vrid=self.config.vrid, priority=self.initial_priority,
+            interval=self.config.advert_interval, addresses=[v.ip for v in self._addrs.vips],
+        )  # fmt: skip
         ll = str(self.primary) if self.family == 6 else None
         self._garp = Announcer(
             self.config.interface, [v.ip for v in self._addrs.vips], self.config.garp, ll_source=ll
