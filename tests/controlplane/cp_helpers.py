@@ -216,7 +216,16 @@ def make_cp(
     return ControlPlane(
         state_dir=tmp / "cp-state",
         log_path=tmp / "cp",
-        args=["--detection-timeout", str(detection), "--heartbeat-interval", str(heartbeat), *extra],
+        # No rate limit unless a test asks (later flags win): tests poll far faster than a client may.
+        args=[
+            "--detection-timeout",
+            str(detection),
+            "--heartbeat-interval",
+            str(heartbeat),
+            "--rate-limit",
+            "0",
+            *extra,
+        ],
     )
 
 

@@ -95,6 +95,10 @@ def test_bad_bodies_name_the_field(shared_cp: ControlPlane) -> None:
         400,
     )
     assert "JSON" in err["message"]
+    # a field we cannot honour is refused, not dropped (the route would not be what was asked)
+    body = {"network": "10.77.0.0/16", "tunnel_id": "x", "virtual_network_id": "vnet-1"}
+    err = _error(cp.request("POST", "/accounts/{a}/teamnet/routes", json=body), 400)
+    assert err["message"].startswith("virtual_network_id:") and "not supported" in err["message"]
     assert _error(cp.get("/no/such/path"), 404)["code"] == 7003
     assert _error(cp.request("DELETE", "/accounts"), 405)["code"] == 7001
     err = _error(cp.get("/accounts/{a}/warp_connector/00000000-0000-0000-0000-000000000000"), 404)

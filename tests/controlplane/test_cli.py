@@ -25,6 +25,10 @@ def test_bad_flags_are_refused_with_a_clear_message(tmp_path: Path) -> None:
         (["--detection-timeout", "0.5", "--heartbeat-interval", "0.5"], "--heartbeat-interval"),
         (["--mesh-ipv4-range", "100.96.0.1/12"], "--mesh-ipv4-range"),
         (["--admin-token-file", str(tmp_path / "missing")], "--admin-token-file"),
+        (["--rate-limit", "1200"], "--rate-limit"),
+        (["--rate-limit", "0/300"], "--rate-limit"),
+        (["--event-retention", "0"], "--event-retention"),
+        (["--detection-timeout", "inf"], "--detection-timeout"),
     ]
     for extra, needle in cases:
         proc = _run("control-plane", "--state-dir", state, *extra)

@@ -73,3 +73,44 @@ def test_node_token_shape() -> None:
     assert (account, tunnel) == ("a" * 32, "node-1") and secret
     assert make_node_token(b"x" * 32, "a" * 32, "node-1") != token
     assert parse_node_token("not base64 json!") is None
+
+
+def test_rate_limiter_sliding_window() -> None:
+    from watcher.controlplane._ratelimit import RateLimit, RateLimiter
+    from watcher.controlplane._util import ApiError
+
+    assert RateLimit.parse("1200/300") == RateLimit(1200, 300.0) and not RateLimit.parse("0").enabled
+    for bad in ("1200", "-1/5", "5/0", "x/y", "5/inf"):
+        with pytest.raises(ValueError, match="--rate-limit"):
+            RateLimit.parse(bad)
+    now = [100.0]
+    limiter = RateLimiter(RateLimit(3, 10.0), clock=lambda: now[0])
+    for t in (100.0, 101.0, 105.0):
+        now[0] = t
+        limiter.check("a")
+    now[0] = 106.0
+    with pytest.raises(ApiError) as refused:
+        limiter.check("a")
+    assert refused.value.status == 429 and refused.value.headers is not None
+    assert refused.value.headers["retry-after"] == "4"  # the 100.0 request leaves the window at 110
+    limiter.check("b")  # its own budget
+    now[0] = 110.0
+    limiter.check("a")  # one slot freed; the refused request did not count
+    with pytest.raises(ApiError):
+        limiter.check("a")
+
+
+def test_secret_files_are_atomic_and_a_damaged_key_stops_the_start(tmp_path: Path) -> None:
+    import stat
+
+    from watcher.controlplane._auth import load_state_key, write_secret_file
+
+    write_secret_file(tmp_path / "s", "one")
+    write_secret_file(tmp_path / "s", "two")
+    assert (tmp_path / "s").read_text() == "two\n" and sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+    assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o600
+    key = load_state_key(tmp_path)
+    assert len(key) == 32 and load_state_key(tmp_path) == key
+    (tmp_path / "node-token.key").write_text("")  # what a kill mid-write used to leave
+    with pytest.raises(RuntimeError, match=r"node-token\.key"):
+        load_state_key(tmp_path)

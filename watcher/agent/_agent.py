@@ -1,6 +1,7 @@
 """The replica agent loop: register, heartbeat, reconnect with backoff, drive the data plane.
 
-Synchronous and single-threaded on purpose: the only concurrency is a signal setting `stop`.
+Synchronous and single-threaded on purpose: the only concurrency is a signal setting `stop` and the
+push listener (./_push.py) asking for an early heartbeat through `wake`; only this loop changes state.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 
 from .. import __version__
+from ._push import PushListener
 from ._sysinfo import Forwarding, host_arch, host_platform, lan_addresses
 
 log = logging.getLogger("watcher.agent")
@@ -40,6 +42,7 @@ class AgentConfig:
     device_name: str | None = None
     lan_addresses: list[str] | None = None  # None: detect from the interfaces
     dataplane: bool = False
+    push: bool = True  # hold the node's event stream open to learn role changes at once
 
 
 @dataclass
@@ -84,14 +87,33 @@ class Agent:
         self._warned_at = -60.0
         self._lan: list[str] = []
         self._lan_at = -LAN_REFRESH
+        headers = {
+            "Authorization": f"Bearer {config.token}",
+            "User-Agent": f"mesh-watcher-agent/{__version__}",
+        }
         self.client = httpx.Client(
-            base_url=config.api.rstrip("/"),
-            headers={
-                "Authorization": f"Bearer {config.token}",
-                "User-Agent": f"mesh-watcher-agent/{__version__}",
-            },
-            timeout=httpx.Timeout(5.0, connect=1.0),
+            base_url=config.api.rstrip("/"), headers=headers, timeout=httpx.Timeout(5.0, connect=1.0)
         )
+        # Set by a signal (with `stop`) or by the push listener: ends the current wait early.
+        self.wake = threading.Event()
+        self.push: PushListener | None = None
+        if config.push:
+            self.push = PushListener(config.api, headers, self._nudge, threading.Event())
+
+    def request_stop(self) -> None:
+        """Signal-safe: stop the loop now, even mid-wait."""
+        self.stop.set()
+        self.wake.set()
+
+    def _nudge(self, why: str) -> None:
+        log.debug("early heartbeat: %s", why)
+        self.wake.set()
+
+    def _sleep(self, seconds: float) -> None:
+        # Clear only a wake that ended this wait: the heartbeat that follows comes after it. A nudge
+        # arriving after a timed-out wait stays set and ends the next wait at once.
+        if self.wake.wait(seconds):
+            self.wake.clear()
 
     # state ---------------------------------------------------------------------------------
     def _load_id(self) -> str | None:
@@ -166,6 +188,10 @@ class Agent:
             return "ok"
         if resp.status_code in (404, 409):
             log.warning("heartbeat refused (%s): registering again", _message(resp))
+            # The control plane counts this replica as gone, so another one may already be active:
+            # stop forwarding now, not after the registration (which may fail for a while).
+            self.ha_status = "offline"
+            self.forwarding.set(False, "the control plane lost this replica")
             return "reregister"
         if resp.status_code in (401, 403):
             raise Refused(f"heartbeat refused (HTTP {resp.status_code}): {_message(resp)}")
@@ -194,6 +220,8 @@ class Agent:
         registered = False
         next_beat = time.monotonic()
         self.forwarding.set(False, "starting")
+        if self.push is not None:
+            self.push.start()
         try:
             while not self.stop.is_set():
                 try:
@@ -204,13 +232,22 @@ class Agent:
                             next_beat = time.monotonic() + self.interval
                             continue
                     else:
-                        self.stop.wait(max(0.0, next_beat - time.monotonic()))
+                        # A nudge from the push listener ends the wait: heartbeat now.
+                        self._sleep(max(0.0, next_beat - time.monotonic()))
                         if self.stop.is_set():
                             break
+                        on_time = time.monotonic() >= next_beat
                         outcome = self.heartbeat()
                         if outcome == "ok":
                             self.backoff.reset()
-                            next_beat = max(next_beat + self.interval, time.monotonic() + self.interval / 4)
+                            now = time.monotonic()
+                            # On schedule: keep the cadence (no drift by the round trip). Early (a
+                            # nudge): a full interval from now, never a gap longer than one interval.
+                            next_beat = (
+                                max(next_beat + self.interval, now + self.interval / 4)
+                                if on_time
+                                else now + self.interval
+                            )
                             continue
                         if outcome == "reregister":
                             registered = False
@@ -219,15 +256,18 @@ class Agent:
                     self._unreachable(f"{type(exc).__name__}: {exc}")
                 delay = self.backoff.next()
                 next_beat = time.monotonic() + delay
-                self.stop.wait(delay)
+                self._sleep(delay)
         except Refused as exc:
             self.forwarding.set(False, "refused")
             print(f"mesh-watcher replica: {exc}", file=sys.stderr, flush=True)
             log.error("%s", exc)
             return 3
         finally:
+            # Disconnect first: the graceful failover must not wait for the push thread.
             if registered and self.replica_id:
                 self._disconnect()
+            if self.push is not None:
+                self.push.close()
             self.forwarding.set(False, "stopping")
             self.client.close()
         return 0

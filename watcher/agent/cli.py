@@ -40,6 +40,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="turn IP forwarding on only while this replica is active (sysctls in this namespace)",
     )
+    p.add_argument(
+        "--no-push",
+        dest="push",
+        action="store_false",
+        help="do not hold the node's event stream open; learn role changes at heartbeats only",
+    )
     p.set_defaults(func=run)
 
 
@@ -83,15 +89,16 @@ def run(args: argparse.Namespace) -> int:
         device_name=args.device_name or socket.gethostname(),
         lan_addresses=lan,
         dataplane=args.dataplane,
+        push=args.push,
     )
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         # httpx logs every request at INFO: five lines a second of heartbeats. Keep them for -vv.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    stop = threading.Event()
+    agent = Agent(config, threading.Event())
 
     def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
+        agent.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return Agent(config, stop).run()
+    return agent.run()

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ._auth import Authenticator, ensure_account_and_admin, load_state_key
 from ._engine import Engine, EngineConfig
 from ._events import EventHub, Webhooks
+from ._ratelimit import RateLimit, RateLimiter
 from ._store import Store
 from ._util import BAD_QUERY, BAD_REQUEST, INTERNAL, METHOD_NOT_ALLOWED, NO_ROUTE, ApiError, error_envelope
 
@@ -32,6 +33,9 @@ class AppConfig:
     admin_token: str | None = None
     engine: EngineConfig = field(default_factory=EngineConfig)
     sse_ping_interval: float = 10.0
+    # Cloudflare's API limit per token; RateLimit(0, 0) turns it off.
+    rate_limit: RateLimit = field(default_factory=lambda: RateLimit(1200, 300.0))
+    event_retention: int = 10_000  # events kept per node (older ones are pruned as new ones come)
 
 
 @dataclass
@@ -43,18 +47,20 @@ class ControlPlane:
     engine: Engine
     auth: Authenticator
     account_id: str
+    limiter: RateLimiter
     ready: bool = False
 
     @classmethod
     def open(cls, config: AppConfig) -> ControlPlane:
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(config.state_dir / "state.db")
+        store = Store(config.state_dir / "state.db", event_retention=config.event_retention)
         account_id = ensure_account_and_admin(store, config.state_dir, config.admin_token)
         hub = EventHub(store, ping_interval=config.sse_ping_interval)
         webhooks = Webhooks(store)
         engine = Engine(store, hub, webhooks, config.engine)
         auth = Authenticator(store, load_state_key(config.state_dir))
-        return cls(config, store, hub, webhooks, engine, auth, account_id)
+        limiter = RateLimiter(config.rate_limit)
+        return cls(config, store, hub, webhooks, engine, auth, account_id, limiter)
 
     async def run_clock(self) -> None:
         # Fine-grained enough that detection happens within a few percent of the timeout.
@@ -98,7 +104,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(error_envelope(exc.code, exc.message), status_code=exc.status)
+    return JSONResponse(error_envelope(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -42,21 +42,41 @@ def new_token_value() -> str:
 
 
 def write_secret_file(path: Path, value: str) -> None:
-    """Write `value` to `path` readable by the owner only (created 0600, never world-readable)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write `value` to `path` readable by the owner only (0600, never world-readable), atomically:
+    a kill at any moment leaves the old file or the new one, never an empty or partial one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, (value + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
 
 
 def load_state_key(state_dir: Path) -> bytes:
+    """The key node tokens are derived from. Losing it would invalidate every node token, so a
+    damaged file stops the start instead of being replaced."""
     path = state_dir / "node-token.key"
     if not path.exists():
         write_secret_file(path, secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+    text = path.read_text().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise RuntimeError(
+            f"{path}: not a 64-hex-digit key; restore it from a backup (node tokens depend on it)"
+            " or delete it to issue new node tokens to every replica"
+        )
+    return key
 
 
 def _b64(data: bytes) -> str:

@@ -18,8 +18,20 @@ def cp_of(request: Request) -> ControlPlane:
     return cp
 
 
-def caller(request: Request) -> Principal:
-    """Dependency: who calls. Runs before body validation, so a bad token wins over a bad body."""
+async def caller(request: Request) -> Principal:
+    """Dependency: who calls, counted against the token's rate limit. Runs before body validation,
+    so a bad token wins over a bad body. `async` on purpose: a sync dependency runs in a worker
+    thread, and the store's single SQLite connection belongs to the event loop thread."""
+    cp = cp_of(request)
+    principal = cp.auth.authenticate(request.headers.get("authorization"))
+    if principal.kind != "node" and principal.token_id is not None:
+        cp.limiter.check(principal.token_id)
+    return principal
+
+
+async def agent_caller(request: Request) -> Principal:
+    """Dependency for the replica-agent endpoints: never rate limited (a refused heartbeat would
+    fail a healthy replica over)."""
     return cp_of(request).auth.authenticate(request.headers.get("authorization"))
 
 

@@ -14,10 +14,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from ._store import Row, Store
+from ._util import now_iso
 
 log = logging.getLogger("watcher.controlplane.events")
 
@@ -25,6 +27,11 @@ QUEUE_LIMIT = 10_000
 WEBHOOK_ATTEMPTS = 4
 WEBHOOK_TIMEOUT = 3.0
 WEBHOOK_CONCURRENCY = 8
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def format_sse(event: Row) -> str:
@@ -56,13 +63,28 @@ class EventHub:
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(None)
 
-    async def stream(self, node_id: str, last_id: int) -> AsyncIterator[str]:
+    async def stream(self, node_id: str, last_id: int | None, *, replay: bool = True) -> AsyncIterator[str]:
+        """Replay the retained events after `last_id`, then stream live ones.
+
+        `last_id` None (no Last-Event-ID): a new subscriber; it gets what is retained (or, with
+        `replay=False`, only what happens from now on). A `last_id` outside the retained window
+        (older than the oldest kept event, or newer than the node's generation, e.g. after the state
+        was reset) cannot be resumed without a gap: the stream says so with one `reset` event, whose
+        id is the current generation, and then goes live. The client re-reads the full state.
+        """
         queue: asyncio.Queue[Row | None] = asyncio.Queue(QUEUE_LIMIT)
         self._subs.setdefault(node_id, set()).add(queue)
         try:
             yield ": connected\n\n"
-            last = last_id
-            while True:  # replay in pages, so a long backlog never sits in memory at once
+            first, current = self.store.event_window(node_id)
+            if last_id is None:
+                last = 0 if replay else current
+            elif last_id > current or last_id + 1 < first:
+                last = current
+                yield format_sse(reset_event(node_id, last_id, first, current))
+            else:
+                last = last_id
+            while last < current:  # replay in pages, so a long backlog never sits in memory at once
                 backlog = self.store.events_after(node_id, last, limit=1000)
                 for event in backlog:
                     last = event["generation"]
@@ -85,6 +107,27 @@ class EventHub:
             self._subs.get(node_id, set()).discard(queue)
 
 
+def reset_event(node_id: str, requested: int, first: int, current: int) -> Row:
+    """The `reset` event: the requested position cannot be resumed; re-read the full state."""
+    why = (
+        f"Last-Event-ID {requested} is newer than this node's generation {current} (the state was reset?)"
+        if requested > current
+        else f"events after {requested} are no longer retained (the oldest kept is {first})"
+    )
+    return {
+        "generation": current,
+        "type": "reset",
+        "tunnel_id": node_id,
+        "replica_id": None,
+        "reason": f"{why}: re-read the node and its connections",
+        "requested": requested,
+        "oldest_retained": first,
+        "ha_status": None,
+        "status": None,
+        "ts": now_iso(),
+    }
+
+
 class Webhooks:
     """Fire-and-forget delivery with bounded retries; the engine never waits for it."""
 
@@ -105,6 +148,7 @@ class Webhooks:
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, url: str, secret: str, body: dict[str, Any]) -> None:
+        shown = f"{body['policy_id']} ({_origin(url)})"  # never the path: it often holds a secret
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT)
         delay = 0.2
@@ -115,17 +159,20 @@ class Webhooks:
                     if resp.status_code < 500 and resp.status_code != 429:
                         self.delivered += 1
                         if resp.status_code >= 400:
-                            log.warning("webhook %s refused the notification: HTTP %s", url, resp.status_code)
+                            log.warning(
+                                "webhook %s refused the notification: HTTP %s", shown, resp.status_code
+                            )
                         return
                     problem = f"HTTP {resp.status_code}"
                 except httpx.HTTPError as exc:
-                    problem = f"{type(exc).__name__}: {exc}"
-                log.info("webhook %s attempt %d/%d failed: %s", url, attempt, WEBHOOK_ATTEMPTS, problem)
+                    # The exception text may carry the URL; its type says enough.
+                    problem = type(exc).__name__
+                log.info("webhook %s attempt %d/%d failed: %s", shown, attempt, WEBHOOK_ATTEMPTS, problem)
                 if attempt < WEBHOOK_ATTEMPTS:
                     await asyncio.sleep(delay)
                     delay *= 3
             self.failed += 1
-            log.warning("webhook %s: giving up after %d attempts", url, WEBHOOK_ATTEMPTS)
+            log.warning("webhook %s: giving up after %d attempts", shown, WEBHOOK_ATTEMPTS)
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

@@ -57,6 +57,15 @@ class RouteCreate(_Body):
     def _network(cls, v: str) -> str:
         return _strict_network(v)
 
+    @field_validator("virtual_network_id")
+    @classmethod
+    def _vnet(cls, v: str | None) -> str | None:
+        # Accepted as null for Cloudflare clients that always send it; a real one would be ignored
+        # silently and the route would land somewhere else than the caller meant.
+        if v is not None:
+            raise ValueError("virtual networks are not supported here: omit it or send null")
+        return v
+
 
 class RoutePatch(_Body):
     network: str | None = None

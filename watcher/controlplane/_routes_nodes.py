@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -11,6 +11,9 @@ from ._auth import Principal, make_node_token
 from ._deps import Page, allowed, caller
 from ._models import Failover, NodeCreate, NodePatch, node_view, replica_view
 from ._util import BAD_QUERY, CONFLICT, HA_IMMUTABLE, ApiError, envelope, new_uuid, now_iso
+
+if TYPE_CHECKING:
+    from ._app import ControlPlane
 
 router = APIRouter(tags=["nodes"])
 Caller = Annotated[Principal, Depends(caller)]
@@ -153,19 +156,34 @@ async def events(
     last_event_id: Annotated[str | None, Header()] = None,
     since: int | None = Query(None, ge=0, description="same as the Last-Event-ID header"),
 ) -> StreamingResponse:
-    """Server-sent events: `id: <generation>`, `event: <type>`, `data: <json>`; resume with Last-Event-ID."""
+    """Server-sent events: `id: <generation>`, `event: <type>`, `data: <json>`; resume with Last-Event-ID.
+
+    Types: registered, connected, disconnected, promoted, status, and `reset`: the Last-Event-ID is
+    outside the retained window (see --event-retention), so re-read the node's full state."""
     cp = allowed(request, who, account_id, "read")
     cp.engine.node(tunnel_id, account_id=account_id, live_only=False)
-    last = since or 0
-    if last_event_id:
-        try:
-            last = int(last_event_id)
-        except ValueError:
-            raise ApiError(
-                400, BAD_QUERY, f"Last-Event-ID: {last_event_id!r} is not a generation number"
-            ) from None
+    return sse_response(cp, tunnel_id, resume_point(last_event_id, since))
+
+
+def resume_point(header: str | None, since: int | None) -> int | None:
+    if not header:
+        return since
+    try:
+        value = int(header)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(
+            400, BAD_QUERY, f"Last-Event-ID: {header!r} is not a generation number (an integer >= 0)"
+        )
+    return value
+
+
+def sse_response(
+    cp: ControlPlane, tunnel_id: str, last: int | None, *, replay: bool = True
+) -> StreamingResponse:
     return StreamingResponse(
-        cp.hub.stream(tunnel_id, last),
+        cp.hub.stream(tunnel_id, last, replay=replay),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -69,8 +69,11 @@ _COLUMNS = {
 
 
 class Store:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, event_retention: int = 10_000) -> None:
+        if event_retention < 1:
+            raise ValueError(f"event retention must be at least 1 event per node, not {event_retention}")
         self.path = Path(path)
+        self.event_retention = event_retention
         # Autocommit mode: transactions are explicit (tx()), never implicit.
         self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
@@ -80,6 +83,7 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")
         self._depth = 0
         self._migrate()
+        self._prune_all()
 
     def close(self) -> None:
         self.db.close()
@@ -282,7 +286,10 @@ class Store:
 
     # events --------------------------------------------------------------------------------
     def add_event(self, node_id: str, build: Any) -> Row:
-        """Append an event with the node's next generation; `build(generation)` makes its data."""
+        """Append an event with the node's next generation; `build(generation)` makes its data.
+
+        The node keeps its last `event_retention` events: the one that falls out of the window is
+        deleted in the same transaction (one primary-key lookup), so the table never grows."""
         with self.tx():
             row = self.db.execute("SELECT generation FROM nodes WHERE id = ?", (node_id,)).fetchone()
             generation = int(row[0]) + 1
@@ -292,7 +299,31 @@ class Store:
                 "INSERT INTO events(tunnel_id, generation, type, data) VALUES (?, ?, ?, ?)",
                 (node_id, generation, data["type"], json.dumps(data)),
             )
+            self.db.execute(
+                "DELETE FROM events WHERE tunnel_id = ? AND generation <= ?",
+                (node_id, generation - self.event_retention),
+            )
         return data
+
+    def _prune_all(self) -> None:
+        """At start: apply a retention lowered since the last run (cheap when nothing is over)."""
+        with self.tx():
+            self.db.execute(
+                "DELETE FROM events WHERE generation <= "
+                "(SELECT n.generation FROM nodes n WHERE n.id = events.tunnel_id) - ?",
+                (self.event_retention,),
+            )
+
+    def event_window(self, node_id: str) -> tuple[int, int]:
+        """(oldest retained generation, current generation) of a node; oldest is current + 1 when
+        no event is kept. Read in one statement, so both come from the same snapshot."""
+        row = self.db.execute(
+            "SELECT (SELECT MIN(generation) FROM events WHERE tunnel_id = ?),"
+            " (SELECT generation FROM nodes WHERE id = ?)",
+            (node_id, node_id),
+        ).fetchone()
+        current = int(row[1] or 0)
+        return (int(row[0]) if row[0] is not None else current + 1), current
 
     def events_after(self, node_id: str, generation: int, limit: int = 10_000) -> list[Row]:
         rows = self._all(

@@ -23,6 +23,10 @@ REPLICA_OFFLINE = 1011
 NOT_HA = 1012
 REPLICA_NOT_CONNECTED = 1013
 NODE_DELETED = 1014
+# HTTP 429. Cloudflare's API has been seen answering its rate limit with code 971, but no Cloudflare
+# document lists that code, and codes here stay >= 1000; the message repeats Cloudflare's wording
+# ("... Please wait and consider throttling your request speed") for clients that match on it.
+RATE_LIMITED = 10429
 NO_ROUTE = 7003
 METHOD_NOT_ALLOWED = 7001
 INTERNAL = 1100
@@ -31,11 +35,12 @@ INTERNAL = 1100
 class ApiError(Exception):
     """An error answered in the Cloudflare envelope with `status` and one `{code, message}`."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(self, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def not_found(code: int, what: str, ident: str) -> ApiError:

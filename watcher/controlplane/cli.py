@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -51,6 +52,21 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--mesh-ipv4-range", default="100.96.0.0/12", help="Mesh IPv4 allocation range")
     p.add_argument("--mesh-ipv6-range", default="2001:db8:96::/48", help="Mesh IPv6 allocation range")
+    p.add_argument(
+        "--rate-limit",
+        default="1200/300",
+        metavar="REQUESTS/SECONDS",
+        help="API requests allowed per token per window, like Cloudflare's; over it: HTTP 429 with"
+        " retry-after. 0 turns it off. Replica-agent endpoints are never limited (default %(default)s)",
+    )
+    p.add_argument(
+        "--event-retention",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="events kept per node for Last-Event-ID replay; a client resuming from further back"
+        " gets a 'reset' event (default %(default)s)",
+    )
     p.set_defaults(func=run)
 
 
@@ -72,8 +88,11 @@ def parse_listen(value: str) -> tuple[str, int]:
 def _config(args: argparse.Namespace) -> Any:
     from ._app import AppConfig
     from ._engine import EngineConfig
+    from ._ratelimit import RateLimit
 
     host, port = parse_listen(args.listen)
+    if not math.isfinite(args.detection_timeout):
+        raise ValueError(f"--detection-timeout {args.detection_timeout}: must be a finite number of seconds")
     if not 0 < args.heartbeat_interval < args.detection_timeout:
         raise ValueError(
             f"--heartbeat-interval ({args.heartbeat_interval}) must be > 0 and below --detection-timeout "
@@ -95,8 +114,22 @@ def _config(args: argparse.Namespace) -> Any:
             raise ValueError(f"--admin-token-file {args.admin_token_file}: {exc.strerror}") from None
         if not token:
             raise ValueError(f"--admin-token-file {args.admin_token_file}: the file is empty")
+    if args.event_retention < 1:
+        raise ValueError(f"--event-retention {args.event_retention}: must keep at least 1 event per node")
+    if not args.colo_name.strip():
+        raise ValueError("--colo-name: must not be empty")
     engine = EngineConfig(args.detection_timeout, args.heartbeat_interval, args.colo_name, v4, v6)
-    return host, port, AppConfig(state_dir=args.state_dir, admin_token=token, engine=engine)
+    return (
+        host,
+        port,
+        AppConfig(
+            state_dir=args.state_dir,
+            admin_token=token,
+            engine=engine,
+            rate_limit=RateLimit.parse(args.rate_limit),
+            event_retention=args.event_retention,
+        ),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,8 +181,10 @@ async def _serve(host: str, port: int, config: Any) -> int:
     # Access log only with -vv. It shows method, path and status, never headers, so never a token
     # (no endpoint takes a token in the URL). log_config=None: keep our logging setup.
     verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
-    if not verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per webhook POST
+    # httpx logs each webhook POST with its full URL, whose path is often a secret (as Slack's are);
+    # our own delivery log names the webhook by id and origin instead. Even with -vv.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     uv_config = uvicorn.Config(
         app,
         log_config=None,
