@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watcher.lab import MeshLab, replica_lan4
+from prometheus_client.parser import text_string_to_metric_families
+
+from watcher.lab import MESH_HOST4, MESH_HOST6, MeshLab, replica_lan4
 
 PY = sys.executable
 # Fixed ports are safe here: they live in the lab's fresh router namespace, not on the host.
@@ -23,6 +25,20 @@ CP_PORT = 8787
 METRICS = "127.0.0.1:9477"
 API = f"http://192.0.2.1:{CP_PORT}/client/v4"
 ADMIN = "admin-" + "x" * 32
+HEALTH = "{probe: true, interval: 0.5, timeout: 0.4, failures: 2}"
+# Makes replica i's LAN address unresolvable (no answer to ARP/NDP address resolution) while it
+# stays up: only broadcast ARP requests and multicast Neighbor Solicitations are dropped, so the
+# router's unicast re-validation of a neighbour it already knows still succeeds and the agent's
+# heartbeats keep flowing. The watcher's health probes are exactly such broadcasts/multicasts.
+_MUTE_RESOLUTION = """
+table netdev mwmute {
+  chain lan {
+    type filter hook ingress device "eth0" priority 0;
+    ether daddr ff:ff:ff:ff:ff:ff arp operation request drop
+    ip6 daddr ff02::1:ff00:0/104 icmpv6 type nd-neighbor-solicit drop
+  }
+}
+"""
 
 
 def wait(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -47,6 +63,7 @@ class Stack:
         self.account = ""
         self.node = ""
         (tmp / "admin.token").write_text(ADMIN)
+        self.watcher_cwd = tmp / "watcher-cwd"  # stays empty: the watcher keeps no files
         self.notify_path = str(tmp / "notify.sock")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(self.notify_path)
@@ -119,6 +136,31 @@ class Stack:
             "PUT", f"/accounts/{self.account}/warp_connector/{self.node}/failover", {"client_id": replica_id}
         )
 
+    def add_node(self, name: str, *, ha: bool = False) -> str:
+        """Another node of the account (setup_node made the watched one); returns its id."""
+        body = {"name": name, "ha": ha}
+        return str(self.curl("POST", f"/accounts/{self.account}/warp_connector", body)["id"])
+
+    def add_route(self, network: str, node: str) -> str:
+        """A teamnet route of `network` to `node`; returns the route id."""
+        body = {"network": network, "tunnel_id": node}
+        return str(self.curl("POST", f"/accounts/{self.account}/teamnet/routes", body)["id"])
+
+    def delete_route(self, route_id: str) -> None:
+        self.curl("DELETE", f"/accounts/{self.account}/teamnet/routes/{route_id}")
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every event of the node so far as (type, data): the stream replayed from generation 0."""
+        url = f"{API}/accounts/{self.account}/warp_connector/{self.node}/events"
+        headers = ["-H", f"Authorization: Bearer {ADMIN}", "-H", "Last-Event-ID: 0"]
+        proc = self.router.run(["curl", "-s", "-N", "-m", "3", *headers, url], check=False, timeout=15)
+        out: list[tuple[str, dict[str, Any]]] = []
+        for block in proc.stdout.split("\n\n"):
+            fields = dict(ln.split(": ", 1) for ln in block.splitlines() if ": " in ln and ln[0] != ":")
+            if "event" in fields and "data" in fields:
+                out.append((fields["event"], json.loads(fields["data"])))
+        return out
+
     # agents -------------------------------------------------------------------------------
     def start_agent(self, i: int) -> None:
         host = self.mesh.replica(i)
@@ -129,14 +171,33 @@ class Stack:
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
+    def start_agents(self, *indices: int) -> None:
+        """Start the agents of these replicas and wait until the control plane sees them online."""
+        for i in indices:
+            self.start_agent(i)
+        wait(lambda: sum(c["ha_status"] != "offline" for c in self.connections()) >= len(indices), 30,
+             f"{len(indices)} replicas online")  # fmt: skip
+
+    def mute_resolution(self, i: int, muted: bool = True) -> None:
+        """Replica i stops (or resumes) answering ARP requests and Neighbor Solicitations."""
+        host = self.mesh.replica(i)
+        if muted:
+            host.run(["nft", "-f", "-"], input_=_MUTE_RESOLUTION)
+        else:
+            host.run(["nft", "delete", "table", "netdev", "mwmute"])
+
     def kill_agent(self, i: int) -> None:
         proc = self.agents.pop(i)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
     # watcher ------------------------------------------------------------------------------
-    def write_config(self, extra: str = "") -> Path:
+    def write_config(self, extra: str = "", *, health: str = HEALTH, learn_routes: bool = False) -> Path:
+        """The watcher's config; `health` is the section's flow mapping; `learn_routes` turns
+        on routes.learn.teamnet_routes (read every second)."""
         path = self.tmp / "watcher.yaml"
+        interval = "  routes_interval: 1.0\n" if learn_routes else ""
+        learn = "  learn: {teamnet_routes: true}\n" if learn_routes else ""
         path.write_text(
             f"""mode: router
 node: {{account_id: {self.account}, node_id: {self.node}}}
@@ -146,10 +207,10 @@ control_plane:
   poll_interval: 1.0
   timeout: 1.0
   backoff_max: 1.0
-routes:
+{interval}routes:
   prefixes: [100.96.0.0/12, "2001:db8:96::/48"]
-decide: {{hold_down: 0}}
-health: {{probe: true, interval: 0.5, timeout: 0.4, failures: 2}}
+{learn}decide: {{hold_down: 0}}
+health: {health}
 hooks:
   - command: [{PY}, "{self.hook_script()}"]
 metrics: {{listen: "{METRICS}"}}
@@ -171,10 +232,17 @@ metrics: {{listen: "{METRICS}"}}
     def start_watcher(self) -> None:
         log = open(self.tmp / "watcher.log", "ab")  # noqa: SIM115
         env = {**os.environ, "NOTIFY_SOCKET": self.notify_path}
+        self.watcher_cwd.mkdir(exist_ok=True)
         self.watcher = self.router.popen(
             [PY, "-m", "watcher", "-v", "run", "--config", str(self.tmp / "watcher.yaml")],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.watcher_cwd,
         )  # fmt: skip
+
+    def kill_watcher(self) -> None:
+        assert self.watcher is not None
+        os.killpg(self.watcher.pid, signal.SIGKILL)
+        self.watcher.wait(10)
+        self.watcher = None
 
     def notifications(self) -> list[str]:
         out: list[str] = []
@@ -190,11 +258,15 @@ metrics: {{listen: "{METRICS}"}}
             return None
         return dict(json.loads(proc.stdout))
 
-    def metric(self, name: str) -> float | None:
-        proc = self.router.run(["curl", "-s", "-m", "5", f"http://{METRICS}/metrics"], check=False)
-        for line in proc.stdout.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
+    def metrics_text(self) -> str:
+        return self.router.run(["curl", "-s", "-m", "5", f"http://{METRICS}/metrics"], check=False).stdout
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The first sample `name` whose labels include `labels`; None if absent or no watcher."""
+        for family in text_string_to_metric_families(self.metrics_text()):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    return float(sample.value)
         return None
 
     def target(self) -> str | None:
@@ -207,6 +279,36 @@ metrics: {{listen: "{METRICS}"}}
         v4 = self.router.ip("route", "show", "100.96.0.0/12").stdout
         v6 = self.router.ip("-6", "route", "show", "2001:db8:96::/48").stdout
         return v4 + v6
+
+    def owned_routes(self) -> dict[str, str]:
+        """The router's routes with the watcher's protocol (250): prefix -> the rest of the line."""
+        out = self.router.ip("route", "show", "proto", "250").stdout
+        out += self.router.ip("-6", "route", "show", "proto", "250").stdout
+        return {ln.split()[0]: " ".join(ln.split()[1:]) for ln in out.splitlines() if ln.strip()}
+
+    def flows_through(self, i: int) -> None:
+        """Client pings to both Mesh addresses are forwarded by replica i, and by no other replica."""
+        mesh = self.mesh
+        others = [j for j in range(1, len(mesh.replicas) + 1) if j != i]
+        before = {j: mesh.forwarded_packets(j) for j in range(1, len(mesh.replicas) + 1)}
+        # The new active replica's agent turns forwarding on within a heartbeat: allow a few tries.
+        wait(lambda: mesh.client.ping(MESH_HOST4, timeout=1), 10, f"IPv4 ping via replica {i}")
+        wait(lambda: mesh.client.ping(MESH_HOST6, timeout=1), 10, f"IPv6 ping via replica {i}")
+        mid = {j: mesh.forwarded_packets(j) for j in before}
+        assert mid[i] - before[i] >= 4, (before, mid)
+        assert mesh.client.ping(MESH_HOST4, count=2, timeout=1) and mesh.client.ping(
+            MESH_HOST6, count=2, timeout=1
+        )
+        after = {j: mesh.forwarded_packets(j) for j in before}
+        assert after[i] - mid[i] >= 8, (mid, after)
+        assert all(after[j] == mid[j] for j in others), (mid, after)
+
+    def dump_logs(self) -> str:
+        """The tail of every process log, for a failed test's output."""
+        out = []
+        for log in sorted(self.tmp.glob("*.log")):
+            out.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-4000:])
+        return "\n".join(out)
 
     def close(self) -> None:
         self.notify.close()

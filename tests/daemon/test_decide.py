@@ -18,10 +18,9 @@ V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
 
 
-def cfg(extra: str = "", mode: str = "router") -> WatcherConfig:
-    section = (
-        "routes: {}" if mode == "router" else "vip: {interface: eth0, vrid: 7, addresses: [192.0.2.254/24]}"
-    )
+def cfg(extra: str = "", mode: str = "router", routes: str = "{}") -> WatcherConfig:
+    vip = "vip: {interface: eth0, vrid: 7, addresses: [192.0.2.254/24]}"
+    section = f"routes: {routes}" if mode == "router" else vip
     return parse_config(
         f"mode: {mode}\nnode: {{node_id: n1}}\n"
         "control_plane: {api: 'http://127.0.0.1:9/client/v4', token: t}\n"
@@ -314,9 +313,11 @@ def test_learned_prefixes_pass_through_and_survive_outage() -> None:
     o1 = Observation(0, "poll", (rep("a", "active", 1), rep("b", i=2)), routes=nets)
     o2 = Observation(1, "poll", None, error="down")
     o3 = Observation(2, "poll", (rep("a", "active", 1), rep("b", i=2)))
-    d = run([o1, o2, o3])
+    d = run([o1, o2, o3], cfg(routes="{learn: {teamnet_routes: true}}"))
     assert [x.prefixes for x in d] == [nets, nets, nets]
     assert d[1].target().stale and not d[2].stale
+    # Learning off (e.g. turned off by a reload): learned prefixes are dropped, so withdrawn.
+    assert [x.prefixes for x in run([o1, o3])] == [(), ()]
 
 
 def test_resolution_prefers_first_ipv4_and_ipv6_and_skips_link_local() -> None:

@@ -14,36 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from watcher.lab import MESH_HOST4, MESH_HOST6, MeshLab, replica_lan4, replica_lan6
+from watcher.lab import MeshLab, replica_lan4, replica_lan6
 
 from ._stack import PY, Stack, wait
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(240)]
-
-
-def flows_through(stack: Stack, i: int) -> None:
-    """Client pings to both Mesh addresses are forwarded by replica i, and by no other replica."""
-    mesh = stack.mesh
-    others = [j for j in range(1, len(mesh.replicas) + 1) if j != i]
-    before = {j: mesh.forwarded_packets(j) for j in range(1, len(mesh.replicas) + 1)}
-    # The new active replica's agent turns forwarding on within a heartbeat: allow a few tries.
-    wait(lambda: mesh.client.ping(MESH_HOST4, timeout=1), 10, f"IPv4 ping via replica {i}")
-    wait(lambda: mesh.client.ping(MESH_HOST6, timeout=1), 10, f"IPv6 ping via replica {i}")
-    mid = {j: mesh.forwarded_packets(j) for j in before}
-    assert mid[i] - before[i] >= 4, (before, mid)
-    assert mesh.client.ping(MESH_HOST4, count=2, timeout=1) and mesh.client.ping(
-        MESH_HOST6, count=2, timeout=1
-    )
-    after = {j: mesh.forwarded_packets(j) for j in before}
-    assert after[i] - mid[i] >= 8, (mid, after)
-    assert all(after[j] == mid[j] for j in others), (mid, after)
-
-
-def dump_logs(tmp: Path) -> str:
-    out = []
-    for log in sorted(tmp.glob("*.log")):
-        out.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-4000:])
-    return "\n".join(out)
 
 
 def test_router_mode_end_to_end(mesh_lab: MeshLab, tmp_path: Path) -> None:
@@ -51,7 +26,7 @@ def test_router_mode_end_to_end(mesh_lab: MeshLab, tmp_path: Path) -> None:
     try:
         _scenario(s, mesh_lab, tmp_path)
     except BaseException:
-        print(dump_logs(tmp_path))
+        print(s.dump_logs())
         raise
     finally:
         s.close()
@@ -72,7 +47,7 @@ def _scenario(s: Stack, mesh: MeshLab, tmp: Path) -> None:
     assert any(n == "READY=1" for n in wait(s.notifications, 10, "sd_notify READY"))
     routes = s.routes()
     assert f"via {replica_lan4(first)} dev eth1" in routes and f"via {replica_lan6(first)} dev eth1" in routes
-    flows_through(s, first)
+    s.flows_through(first)
 
     proc = mesh.router.run([PY, "-m", "watcher", "status", "--url", "http://127.0.0.1:9477"], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -84,13 +59,13 @@ def _scenario(s: Stack, mesh: MeshLab, tmp: Path) -> None:
     second_id = s.replica_id(second)
     s.failover(second_id)
     wait(lambda: s.target() == second_id, 15, "watcher follows the manual failover")
-    flows_through(s, second)
+    s.flows_through(second)
 
     # 3. kill -9 the active agent: the control plane promotes another, the watcher follows.
     s.kill_agent(second)
     third, third_id = wait(lambda: (a := s.active()) and a[0] != second and a, 20, "automatic promotion")
     wait(lambda: s.target() == third_id, 15, "watcher follows the automatic failover")
-    flows_through(s, third)
+    s.flows_through(third)
     assert (s.metric("mesh_watcher_failovers_total") or 0) >= 1
 
     # 4. Control plane gone: routes stay (fail-static), the decision is marked stale.
@@ -106,7 +81,7 @@ def _scenario(s: Stack, mesh: MeshLab, tmp: Path) -> None:
     wait(lambda: s.metric("mesh_watcher_decision_stale") == 0, 30, "fresh decision after restart")
     active = wait(s.active, 20, "an active replica after restart")
     wait(lambda: s.target() == active[1], 15, "watcher targets the active replica again")
-    flows_through(s, active[0])
+    s.flows_through(active[0])
 
     # 5. Watcher SIGKILL + restart: the new process adopts the kernel state, changing nothing.
     mon_log = open(tmp / "monitor.txt", "wb")  # noqa: SIM115
@@ -229,7 +204,7 @@ def test_vip_mode_follows_the_active_replica(mesh_lab: MeshLab, tmp_path: Path) 
         hooks = wait(lambda: (p := tmp_path / f"vip{other}.hooks").exists() and p.read_text(), 10, "hooks")
         assert "master" in hooks
     except BaseException:
-        print(dump_logs(tmp_path))
+        print(s.dump_logs())
         raise
     finally:
         s.close()

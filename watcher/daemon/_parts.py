@@ -35,7 +35,7 @@ class _SourceAdapter:
     def __init__(self, config: WatcherConfig) -> None:
         from ..source import Source
 
-        self._source = Source(config.control_plane, config.node)
+        self._source = Source(config.source_config(), config.node)
         self.stats = self._source.stats
         self._node_id = config.node.node_id
 

@@ -11,7 +11,15 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .._yaml import load_model, parse_model
 from ..routes.config import RoutesConfig
@@ -185,6 +193,41 @@ class WatcherConfig(_Model):
                 f" (mode is {mode}); remove this section"
             )
         return value
+
+    @field_validator("routes")
+    @classmethod
+    def _learning(cls, routes: RoutesConfig | None, info: ValidationInfo) -> RoutesConfig | None:
+        cp = info.data.get("control_plane")
+        if routes is None or not isinstance(cp, SourceConfig):
+            return routes
+        if cp.learn_routes and not routes.learn.teamnet_routes:
+            raise ValueError(
+                "control_plane.learn_routes reads teamnet routes that learn.teamnet_routes: false would"
+                " not install; set learn: {teamnet_routes: true} (it turns route learning on by itself)"
+            )
+        if routes.learn.teamnet_routes:
+            _learning_source(cp)
+        return routes
+
+    def source_config(self) -> SourceConfig:
+        """`control_plane` as the source runs it: `routes.learn.teamnet_routes` turns learning on."""
+        if self.routes is not None and self.routes.learn.teamnet_routes:
+            return _learning_source(self.control_plane)
+        return self.control_plane
+
+
+def _learning_source(cp: SourceConfig) -> SourceConfig:
+    if cp.learn_routes:
+        return cp
+    try:
+        # Validated again: reading routes too must still fit the API's rate budget.
+        return SourceConfig.model_validate({**cp.model_dump(), "learn_routes": True})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"control_plane.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise ValueError(f"learn.teamnet_routes: with route learning on, {problems}") from None
 
 
 def load_config(path: str | Path) -> WatcherConfig:

@@ -95,7 +95,9 @@ def decide(
         return _unreachable(observation, state)
 
     replicas = observation.replicas
-    prefixes = observation.routes if observation.routes is not None else state.prefixes
+    learning = config.routes is not None and config.routes.learn.teamnet_routes
+    # Learned prefixes live only while learning is on: a reload that turns it off withdraws them.
+    prefixes = (observation.routes if observation.routes is not None else state.prefixes) if learning else ()
     state = replace(state, replicas=replicas, last_success_at=now, prefixes=prefixes)
     resolutions = {r.id: resolve(r, config.replicas, connected) for r in replicas}
     active = tuple(r.id for r in replicas if r.ha_status == "active")

@@ -367,7 +367,7 @@ class Watcher:
             await self._start_server()
         if (new.routes, new.vip) != (old.routes, old.vip):
             await self._swap_actuator(new)
-        if new.control_plane != old.control_plane:
+        if new.source_config() != old.source_config():
             self._tasks.pop("source").cancel()
             self._start_source()
         log.info("configuration reloaded from %s", self.config_path)

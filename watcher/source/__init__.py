@@ -18,7 +18,8 @@ What triggers a read of GET .../connections (each read is one Observation):
 Triggers coalesce: while a read is pending, more triggers add nothing; one arriving during a read
 causes exactly one more read. `received_at` is the monotonic time of the first trigger of a read.
 With `learn_routes`, teamnet routes of OTHER nodes are read every `routes_interval` and attached
-to every Observation as `routes`.
+to every Observation as `routes`. The daemon turns it on from `routes.learn.teamnet_routes`
+(WatcherConfig.source_config()).
 """
 
 from ._parse import learned_routes, parse_replica, parse_replicas
