@@ -16,7 +16,7 @@ def test_defaults() -> None:
     assert (cfg.table, cfg.metric, cfg.protocol) == (254, 1024, 250)
     assert (cfg.nexthop_ids.ipv4, cfg.nexthop_ids.ipv6) == (0x6D770004, 0x6D770006)
     assert cfg.use_nexthop_objects == "auto" and cfg.withdraw_on_stop is False
-    assert cfg.reconcile_interval == 30.0 and cfg.learn.mesh_range and not cfg.learn.teamnet_routes
+    assert cfg.reconcile_interval == 30.0 and not cfg.learn.teamnet_routes
 
 
 def test_parse_yaml() -> None:

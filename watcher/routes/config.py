@@ -37,8 +37,9 @@ class LearnConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mesh_range: bool = True  # the Mesh IP ranges the control plane reports
-    teamnet_routes: bool = False  # the node's other-site routes (/teamnet/routes)
+    # Other nodes' routes (/teamnet/routes), kept in sync. The Mesh IP ranges themselves are not
+    # reported by any API (Cloudflare's or ours), so they belong in `prefixes`.
+    teamnet_routes: bool = False
 
 
 class RoutesConfig(BaseModel):
