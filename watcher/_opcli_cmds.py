@@ -31,12 +31,12 @@ def connect(args: argparse.Namespace) -> MeshApi:
     if token and token_file:
         raise UsageError("give --token or --token-file, not both")
     if token_file is not None:
+        from .source.config import read_secret_file
+
         try:
-            token = token_file.read_text().strip()
-        except OSError as exc:
-            raise UsageError(f"--token-file {token_file}: cannot read: {exc.strerror}") from None
-        if not token:
-            raise UsageError(f"--token-file {token_file} is empty")
+            token = read_secret_file(token_file, "--token-file")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     token = token or os.environ.get(ENV_TOKEN)
     if not token:
         raise UsageError(f"no API token: pass --token-file FILE, --token TOKEN or set {ENV_TOKEN}")

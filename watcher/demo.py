@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-PORT = 8787
-API = f"http://192.0.2.1:{PORT}/client/v4"
 METRICS = "192.0.2.1:9477"
 PING_INTERVAL = 0.02
 
@@ -37,19 +33,24 @@ def _info(text: str) -> None:
     print(f"   {text}", flush=True)
 
 
-def _wait(predicate: Callable[[], object], what: str, timeout: float = 15.0) -> float:
-    """Wait until `predicate()` is truthy; returns the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
+def _wait(predicate: Callable[[], object], what: str, timeout: float = 15.0, interval: float = 0.05) -> None:
+    """Wait until `predicate()` is truthy, polling every `interval` (>= 50 ms for the API: the
+    control plane keeps its default per-token rate limit here). An error counts as "not there
+    yet" (connection refused, empty output, ...), except a demo process having died."""
+    from .lab.stack import ProcessExited, wait_until
+
+    def check() -> object:
         try:
-            if predicate():
-                return time.monotonic() - start
-        except _Fatal:
+            return predicate()
+        except ProcessExited:
             raise
-        except Exception:  # not there yet (connection refused, empty output, ...)
-            pass
-        time.sleep(0.01)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        except Exception:
+            return None
+
+    try:
+        wait_until(check, timeout, what, interval)
+    except TimeoutError:
+        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}") from None
 
 
 class _Pinger:
@@ -74,27 +75,6 @@ class _Pinger:
 def _router_nexthop(router: Any) -> str:
     out: str = router.run(["ip", "-4", "nexthop", "show"]).stdout.strip()
     return out.split(" via ")[1].split(maxsplit=1)[0] if " via " in out else "(none)"
-
-
-def _log(path: Path) -> int:
-    """An append-only log file descriptor for a child process (the child keeps its own copy)."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-
-
-def _alive(proc: subprocess.Popen[bytes], log: Path) -> bool:
-    if proc.poll() is not None:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        raise _Fatal(f"a demo process exited with status {proc.returncode}; its log ends:\n{tail}")
-    return True
-
-
-class _Fatal(RuntimeError):
-    pass
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=2) as resp:
-        return json.load(resp)
 
 
 def _replica_table(api: Any, node_id: str) -> str:
@@ -123,7 +103,8 @@ def _failover_phase(mesh: Any, title: str, act: Callable[[], None]) -> None:
     before = _router_nexthop(mesh.router)
     start = time.monotonic()
     act()
-    _wait(lambda: _router_nexthop(mesh.router) != before, "the router to follow")
+    # Polls `ip`, not the API: a fine interval keeps the reported time precise.
+    _wait(lambda: _router_nexthop(mesh.router) != before, "the router to follow", interval=0.01)
     took = time.monotonic() - start
     after = _router_nexthop(mesh.router)
     _info(f"router's Mesh routes moved {before} -> {after} {took * 1000:.0f} ms after the trigger")
@@ -137,12 +118,11 @@ def _failover_phase(mesh: Any, title: str, act: Callable[[], None]) -> None:
 
 
 @contextlib.contextmanager
-def _running_demo(replicas: int) -> Iterator[tuple[Any, Any, str, Path, list[Any]]]:
-    from .cfapi import MeshApi
+def _running_demo(replicas: int) -> Iterator[tuple[Any, Any, str]]:
     from .lab import Lab, build_mesh_lab
+    from .lab.stack import MeshStack
 
     with Lab() as lab, tempfile.TemporaryDirectory(prefix="mesh-watcher-demo-") as tmp:
-        state = Path(tmp)
         _say(
             f"Building the lab: client, router, {replicas} replica hosts and a Mesh-side host"
             " (network namespaces)"
@@ -151,123 +131,56 @@ def _running_demo(replicas: int) -> Iterator[tuple[Any, Any, str, Path, list[Any
         mesh.router.sysctl("net.ipv4.nexthop_compat_mode", 0)
         _info(f"namespaces: {', '.join(h.netns for h in lab.hosts.values())}")
 
-        _say(f"Starting the embedded control plane in the router namespace: {API}")
-        py = [sys.executable, "-m", "watcher"]
-        cp = mesh.router.popen(
-            [
-                *py,
-                "control-plane",
-                "--listen",
-                f"192.0.2.1:{PORT}",
-                "--state-dir",
-                str(state / "cp"),
-                "--detection-timeout",
-                "1.0",
-                "--heartbeat-interval",
-                "0.2",
-                "--colo-name",
-                "LAB1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=_log(state / "cp.log"),
-        )
-        token_file = state / "cp" / "admin.token"
-        _wait(
-            lambda: _alive(cp, state / "cp.log")
-            and token_file.exists()
-            and mesh.router.call(_get, f"http://192.0.2.1:{PORT}/readyz"),
-            "the control plane",
-        )
-        # The API client runs inside the router namespace, like every other part of the demo.
-        api = _InNetns(mesh.router, mesh.router.call(MeshApi, API, token_file.read_text().strip()))
-        node = api.create_node("branch-office", ha=True)
-        api.create_route("100.96.0.0/12", node["id"], comment="Mesh IPs")
-        _info(f"node {node['name']} ({node['id']}), HA, status {node['status']}")
-        node_token = api.node_token(node["id"])
+        # The plane keeps Cloudflare's default rate limit: the demo polls it gently.
+        stack = MeshStack(
+            mesh, Path(tmp), detection_timeout=1.0, heartbeat_interval=0.2, rate_limit=None,
+            cp_args=["--colo-name", "LAB1"], metrics=METRICS,
+        )  # fmt: skip
+        _say(f"Starting the embedded control plane in the router namespace: {stack.api_url}")
+        stack.start_cp()
+        # The API client's sockets live in the router namespace, where the API is.
+        api = stack.cp.api()
+        try:
+            node = api.create_node("branch-office", ha=True)
+            stack.account, stack.node = str(node["account_tag"]), str(node["id"])
+            api.create_route("100.96.0.0/12", node["id"], comment="Mesh IPs")
+            _info(f"node {node['name']} ({node['id']}), HA, status {node['status']}")
+            (stack.tmp / "node.token").write_text(api.node_token(node["id"]))
 
-        _say(f"Starting {replicas} replica agents (what `warp-cli connector new TOKEN` does, simulated)")
-        agents: list[Any] = []
-        for i in range(1, replicas + 1):
-            agents.append(_start_agent(mesh, i, node_token, state))
-            time.sleep(0.3)  # so replica1 is first, and so active
-        _wait(
-            lambda: sum(r["ha_status"] != "offline" for r in api.connections(node["id"])) == replicas,
-            "all replicas to connect",
-        )
-        print(_replica_table(api, node["id"]))
-        yield mesh, api, node["id"], state, agents
-
-
-class _InNetns:
-    """The blocking API client, used from a thread inside the router namespace (where the API is)."""
-
-    def __init__(self, host: Any, api: Any) -> None:
-        self.host, self.api = host, api
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.api, name)
-        return lambda *args, **kwargs: self.host.call(method, *args, **kwargs)
-
-
-def _start_agent(mesh: Any, i: int, token: str, state: Path) -> Any:
-    host = mesh.replica(i)
-    return host.popen(
-        [
-            sys.executable,
-            "-m",
-            "watcher",
-            "replica",
-            "--api",
-            API,
-            "--token",
-            token,
-            "--state-dir",
-            str(state / f"replica{i}"),
-            "--device-name",
-            f"replica{i}",
-            "--dataplane",
-            "--lan-address",
-            f"192.0.2.{10 + i}",
-            "--lan-address",
-            f"2001:db8:1::{10 + i:x}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=_log(state / f"replica{i}.log"),
-    )
-
-
-def _watcher_config(node_id: str, token_file: Path) -> str:
-    return f"""\
-mode: router
-node: {{node_id: {node_id}}}
-control_plane:
-  api: {API}
-  token_file: {token_file}
-  poll_interval: 2.0
-  subscribe: sse
-replicas: {{use_reported_lan_addresses: true}}
-routes:
-  prefixes: [100.96.0.0/12, 2001:db8:96::/48]
-decide: {{hold_down: 0}}
-metrics: {{listen: "{METRICS}"}}
-"""
+            _say(f"Starting {replicas} replica agents (what `warp-cli connector new TOKEN` does, simulated)")
+            for i in range(1, replicas + 1):
+                stack.start_agent(i)
+                time.sleep(0.3)  # so replica1 is first, and so active
+            _wait(
+                lambda: sum(r["ha_status"] != "offline" for r in api.connections(node["id"])) == replicas,
+                "all replicas to connect",
+                interval=0.2,
+            )
+            print(_replica_table(api, node["id"]))
+            yield stack, api, node["id"]
+        finally:
+            api.close()
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .lab import MESH_HOST4, MESH_HOST6
+    from .lab import MESH_HOST4, MESH_HOST6, MESH_RANGE4, MESH_RANGE6
 
-    with _running_demo(args.replicas) as (mesh, api, node_id, state, agents):
+    with _running_demo(args.replicas) as (stack, api, node_id):
+        mesh = stack.mesh
         _say("Starting the watcher on the router: router mode, subscribed to the node's event stream")
-        cfg = state / "watcher.yaml"
-        cfg.write_text(_watcher_config(node_id, state / "cp" / "admin.token"))
+        config = stack.router_config(
+            [MESH_RANGE4, MESH_RANGE6],
+            # The demo's watcher uses the admin token: no token of its own to make.
+            control_plane={"token_file": str(stack.cp.state_dir / "admin.token"), "poll_interval": 2.0,
+                           "subscribe": "sse"},
+            replicas={"use_reported_lan_addresses": True},
+        )  # fmt: skip
+        del config["node"]["account_id"]  # the only account the token sees
+        cfg = stack.watcher.write_config(config)
         print("   " + cfg.read_text().replace("\n", "\n   ").rstrip())
-        watcher = mesh.router.popen(
-            [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
-            stdout=subprocess.DEVNULL,
-            stderr=_log(state / "watcher.log"),
-        )
+        stack.watcher.start()
         _wait(
-            lambda: _alive(watcher, state / "watcher.log") and _router_nexthop(mesh.router) == "192.0.2.11",
+            lambda: stack.watcher.alive() and _router_nexthop(mesh.router) == "192.0.2.11",
             "the watcher's first reconcile",
         )
         _info(
@@ -295,7 +208,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(_replica_table(api, node_id))
 
         def crash() -> None:
-            agents[1].send_signal(signal.SIGKILL)
+            stack.agents[2].send(signal.SIGKILL)
             # The agent's namespace stays; its forwarding sysctl stays on as a crashed host's
             # would not forward: close it by hand, as the host going down would.
             mesh.set_replica_forwarding(2, False)
@@ -304,19 +217,19 @@ def run_demo(args: argparse.Namespace) -> int:
         print(_replica_table(api, node_id))
 
         _say("replica2 comes back: it stays passive (promotion is non-preemptive)")
-        agents[1] = _start_agent(mesh, 2, api.node_token(node_id), state)
+        stack.agents[2].wait(10)
+        stack.start_agent(2)
         _wait(
             lambda: any(
                 r.get("device_name") == "replica2" and r["ha_status"] == "passive"
                 for r in api.connections(node_id)
             ),
             "replica2 to reconnect",
+            interval=0.2,
         )
         print(_replica_table(api, node_id))
         with contextlib.suppress(Exception):
-            status = mesh.router.run(
-                [sys.executable, "-m", "watcher", "status", "--url", f"http://{METRICS}"], check=False
-            ).stdout
+            status = stack.watcher.status_command().stdout
             _say("mesh-watcher status")
             print("   " + status.strip().replace("\n", "\n   "))
         if args.hold:

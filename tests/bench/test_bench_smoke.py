@@ -87,7 +87,7 @@ def test_nexthop_monitor_times_the_kernel_announcement(lab: Lab) -> None:
     host = lab.add_host("r")
     lab.add_switch("lan")
     lab.connect(host, "lan", ["192.0.2.1/24", "2001:db8:1::1/64"])
-    mon = NexthopMonitor(host.netns)
+    mon = NexthopMonitor(host)
     try:
         mark = mon.mark()
         host.ip("nexthop", "add", "id", "4711", "via", "192.0.2.11", "dev", "eth0")
@@ -108,7 +108,7 @@ def test_netns_http_reaches_a_server_inside_the_namespace(lab: Lab, tmp_path: Pa
     (tmp_path / "probe.txt").write_text("inside\n")
     argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "8000"]
     server = host.popen(argv, cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    http = NetnsHttp(host.netns, "127.0.0.1", 8000)
+    http = NetnsHttp(host, "127.0.0.1", 8000)
     try:
         lab.wait_for(lambda: http.get_text("/probe.txt") == "inside\n", timeout=15)
         assert http.get_text("/missing") is None  # a 404 is "nothing", not an exception

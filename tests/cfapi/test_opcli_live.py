@@ -10,28 +10,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cfapi_live import Agent, ControlPlane, wait_until
+from cfapi_live import ControlPlaneProcess, start_agent, wait_until
 
 
 def cli(
-    cp: ControlPlane, token_file: Path, *args: str, stdin: str = "", env_api: bool = True
+    cp: ControlPlaneProcess, token_file: Path, *args: str, stdin: str = "", env_api: bool = True
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
     if env_api:
-        env["MESH_API_URL"] = cp.url
+        env["MESH_API_URL"] = cp.base
     cmd = [sys.executable, "-m", "watcher", *args, "--token-file", str(token_file)]
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60, env=env, check=False)
 
 
 @pytest.fixture
-def admin(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Path]:
+def admin(control_plane: ControlPlaneProcess, tmp_path: Path) -> Iterator[Path]:
     token_file = tmp_path / "admin.token"
-    token_file.write_text(control_plane.admin_token)
+    token_file.write_text(control_plane.admin)
     token_file.chmod(0o600)
     yield token_file
 
 
-def test_operator_cli_end_to_end(control_plane: ControlPlane, admin: Path, tmp_path: Path) -> None:
+def test_operator_cli_end_to_end(control_plane: ControlPlaneProcess, admin: Path, tmp_path: Path) -> None:
     cp = control_plane
     made = cli(cp, admin, "node", "create", "office")
     assert made.returncode == 0, made.stderr
@@ -46,10 +46,10 @@ def test_operator_cli_end_to_end(control_plane: ControlPlane, admin: Path, tmp_p
     assert add.returncode == 0, add.stderr
     token = json.loads(cli(cp, admin, "node", "add-replica", node_id, "--json").stdout)["token"]
     assert f"warp-cli connector new {token}" in add.stdout and "warp-cli connect" in add.stdout
-    assert f"mesh-watcher replica --api {cp.url} --token {token} --state-dir" in add.stdout
+    assert f"mesh-watcher replica --api {cp.base} --token {token} --state-dir" in add.stdout
 
     agents = [
-        Agent(cp.url, token, tmp_path / n, n, lan)
+        start_agent(cp.base, token, tmp_path / n, n, lan)
         for n, lan in (("gw-a", "192.0.2.11"), ("gw-b", "192.0.2.12"))
     ]
     try:
@@ -63,7 +63,7 @@ def test_operator_cli_end_to_end(control_plane: ControlPlane, admin: Path, tmp_p
             lambda: sorted(str(r["ha_status"]) for r in replicas()) == ["active", "passive"],
             30,
             "two replicas",
-            step=0.3,
+            interval=0.3,
         )
         table = cli(cp, admin, "node", "replicas", "office")
         header, *rows = table.stdout.splitlines()
@@ -79,7 +79,7 @@ def test_operator_cli_end_to_end(control_plane: ControlPlane, admin: Path, tmp_p
         assert promoted.returncode == 0, promoted.stderr
         assert next(r for r in replicas() if r["id"] == passive["id"])["ha_status"] == "active"
         # The options may also come before the action.
-        shown = cli(cp, admin, "node", "--api", cp.url, "show", "office", env_api=False)
+        shown = cli(cp, admin, "node", "--api", cp.base, "show", "office", env_api=False)
         assert shown.returncode == 0, shown.stderr
         assert f"active replica:     {passive['id']}" in shown.stdout
     finally:
@@ -110,7 +110,7 @@ def test_operator_cli_end_to_end(control_plane: ControlPlane, admin: Path, tmp_p
     assert json.loads(cli(cp, admin, "node", "list", "--json").stdout) == []
 
 
-def test_cli_usage_errors(control_plane: ControlPlane, admin: Path) -> None:
+def test_cli_usage_errors(control_plane: ControlPlaneProcess, admin: Path) -> None:
     no_api = cli(control_plane, admin, "node", "list", env_api=False)
     assert no_api.returncode == 2 and "MESH_API_URL" in no_api.stderr
     wrong = admin.parent / "wrong.token"

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from watcher.lab import Host, wait_until
+from watcher.lab.stack import AgentProcess, ControlPlaneProcess, watcher_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 DETECTION = 0.8
@@ -29,88 +26,41 @@ HEARTBEAT = 0.2
 def wait_for(
     pred: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
 ) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(interval)
+    return wait_until(pred, timeout, what, interval)
 
 
 def python_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "watcher", *args]
+    return watcher_argv(*args)
 
 
-@dataclass
-class ControlPlane:
-    state_dir: Path
-    log_path: Path
-    args: list[str]
-    prefix: list[str] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
-    url: str = ""
-    admin: str = ""
-    account: str = ""
-    starts: int = 0
+class ControlPlane(ControlPlaneProcess):
+    """The launcher run with -vv, one log per start (`current_log`), plus the account and the
+    `{a}` (account id) shorthand in paths these tests use."""
 
-    @property
-    def base(self) -> str:
-        return self.url + "/client/v4"
+    def __init__(
+        self, state_dir: Path, log_path: Path, args: Sequence[str], host: Host | None = None
+    ) -> None:
+        # rate_limit None: make_cp's args carry the flag, so a test may set its own.
+        super().__init__(state_dir, host=host, rate_limit=None, args=args, verbose=2, cwd=ROOT, log=log_path)
+        self.log_path = log_path
+        self.account = ""
 
-    def start(self, listen: str | None = None, *, probe: bool = True) -> ControlPlane:
-        """Start (or restart, on the same address) and wait for 'listening on'. `probe=False`: the
-        test cannot reach the API over HTTP from here (a lab namespace) and fills `account` itself."""
-        self.starts += 1
-        log = self.log_path.with_suffix(f".{self.starts}.log")
-        listen = listen or (self.url.removeprefix("http://") if self.url else "127.0.0.1:0")
-        out = log.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                *self.prefix,
-                *python_cmd(
-                    "-vv", "control-plane", "--listen", listen, "--state-dir", str(self.state_dir), *self.args
-                ),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        out.close()
-
-        def listening() -> str | None:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"control plane exited {self.proc.returncode}: {log.read_text()}")
-            for line in log.read_text().splitlines():
-                if line.startswith("listening on http://"):
-                    return line.removeprefix("listening on ").strip()
-            return None
-
-        self.url = wait_for(listening, 30, what="control plane listening")
-        self.current_log = log
-        if not self.admin:
-            self.admin = (self.state_dir / "admin.token").read_text().strip()
-        if probe and not self.account:
-            self.account = self.get("/accounts").json()["result"][0]["id"]
+    def start(self, listen: str | None = None, timeout: float = 30.0) -> ControlPlane:
+        """Start (or restart, on the same address) and wait until ready."""
+        if listen is not None:
+            self.listen, self.url = listen, ""
+        self.log = self.current_log = self.log_path.with_suffix(f".{self.starts + 1}.log")
+        super().start(timeout)
+        if not self.account:
+            self.account = self.ok("GET", "/accounts")[0]["id"]
         return self
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-        return self.proc.wait(timeout)
-
-    def request(self, method: str, path: str, token: str | None = "admin", **kw: Any) -> httpx.Response:
-        headers = dict(kw.pop("headers", {}))
-        if token == "admin":
-            token = self.admin
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        url = path if path.startswith("http") else self.base + path.replace("{a}", self.account)
-        return httpx.request(method, url, headers=headers, timeout=10, **kw)
+    def request(  # type: ignore[override]
+        self, method: str, path: str, token: str | None = "admin", **kw: Any
+    ) -> httpx.Response:
+        """`token`: "admin" (default), None for no Authorization header, or a token."""
+        path = path if path.startswith("http") else path.replace("{a}", self.account)
+        return super().request(method, path, token=None if token == "admin" else token or "", **kw)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("GET", path, **kw)
@@ -142,72 +92,38 @@ class ControlPlane:
         return next((rid for rid, s in self.statuses(node_id).items() if s == "active"), None)
 
 
-@dataclass
-class AgentProc:
-    state_dir: Path
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def replica_id(self) -> str | None:
-        try:
-            return str(json.loads((self.state_dir / "replica.json").read_text())["replica_id"])
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def wait_registered(self, timeout: float = 20) -> str:
-        return str(wait_for(lambda: self.replica_id, timeout, what=f"agent {self.state_dir.name} registered"))
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-        return self.proc.wait(timeout)
+AgentProc = AgentProcess
 
 
 class Agents:
+    """Every agent a test starts (state in tmp/agent-NAME, one log per start); killed at teardown."""
+
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.procs: list[AgentProc] = []
+        self.procs: list[AgentProcess] = []
 
     def start(
-        self, cp_base: str, token: str, name: str, *, extra: Sequence[str] = (), prefix: Sequence[str] = ()
-    ) -> AgentProc:
+        self, cp_base: str, token: str, name: str, *, extra: Sequence[str] = (), host: Host | None = None
+    ) -> AgentProcess:
         state = self.tmp / f"agent-{name}"
         log = self.tmp / f"agent-{name}.{sum(1 for p in self.procs if p.state_dir == state)}.log"
-        out = log.open("wb")
-        env = {**os.environ, "MESH_NODE_TOKEN": token}
-        proc = subprocess.Popen(
-            [
-                *prefix,
-                *python_cmd(
-                    "-v",
-                    "replica",
-                    "--api",
-                    cp_base,
-                    "--state-dir",
-                    str(state),
-                    "--device-name",
-                    name,
-                    *extra,
-                ),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
+        agent = AgentProcess(
+            cp_base,
+            state,
+            token=token,
+            host=host,
+            device_name=name,
+            extra=extra,
+            log=log,
+            verbose=1,
             cwd=ROOT,
-            env=env,
-            start_new_session=True,
         )
-        out.close()
-        agent = AgentProc(state, proc, log)
-        self.procs.append(agent)
+        self.procs.append(agent.start())
         return agent
 
     def close(self) -> None:
         for agent in self.procs:
-            if agent.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(agent.proc.pid, signal.SIGKILL)
-                agent.proc.wait(10)
+            agent.kill()
 
 
 def make_cp(

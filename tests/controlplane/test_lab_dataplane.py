@@ -51,12 +51,12 @@ def test_only_active_replica_forwards(mesh_lab: MeshLab, tmp_path: Path, agents:
     router, client = mesh_lab.router, mesh_lab.client
     r1, r2 = mesh_lab.replica(1), mesh_lab.replica(2)
     cp = make_cp(tmp_path, detection=DETECTION, heartbeat=HEARTBEAT)
-    cp.prefix = router.cmd([])
-    cp.start(listen="192.0.2.1:0", probe=False)
+    cp.host = router
+    cp.start(listen="192.0.2.1:0")
     cp.account = api(router, cp, "GET", "/accounts")[0]["id"]
     node = api(router, cp, "POST", "/accounts/{a}/warp_connector", {"name": "lab", "ha": True})
     token = api(router, cp, "GET", f"/accounts/{{a}}/warp_connector/{node['id']}/token")
-    a1 = agents.start(cp.base, token, "r1", extra=["--dataplane"], prefix=r1.cmd([]))
+    a1 = agents.start(cp.base, token, "r1", extra=["--dataplane"], host=r1)
     id1 = a1.wait_registered()
 
     def statuses() -> dict[str, str]:
@@ -66,7 +66,7 @@ def test_only_active_replica_forwards(mesh_lab: MeshLab, tmp_path: Path, agents:
         }
 
     wait_for(lambda: statuses().get(id1) == "active", what="r1 active")
-    a2 = agents.start(cp.base, token, "r2", extra=["--dataplane"], prefix=r2.cmd([]))
+    a2 = agents.start(cp.base, token, "r2", extra=["--dataplane"], host=r2)
     id2 = a2.wait_registered()
     wait_for(lambda: statuses() == {id1: "active", id2: "passive"}, what="r2 passive")
     wait_for(lambda: forwarding(r1) == "1" and forwarding(r2) == "0", what="forwarding follows the roles")
@@ -138,15 +138,15 @@ def test_promotion_moves_forwarding_before_the_next_heartbeat(
     slow_beat = 2.0
     router, r1, r2 = mesh_lab.router, mesh_lab.replica(1), mesh_lab.replica(2)
     cp = make_cp(tmp_path, detection=3 * slow_beat, heartbeat=slow_beat)
-    cp.prefix = router.cmd([])
-    cp.start(listen="192.0.2.1:0", probe=False)
+    cp.host = router
+    cp.start(listen="192.0.2.1:0")
     cp.account = api(router, cp, "GET", "/accounts")[0]["id"]
     node = api(router, cp, "POST", "/accounts/{a}/warp_connector", {"name": "push", "ha": True})
     token = api(router, cp, "GET", f"/accounts/{{a}}/warp_connector/{node['id']}/token")
     failover = f"/accounts/{{a}}/warp_connector/{node['id']}/failover"
 
     def start(name: str, host: Host, *extra: str) -> AgentProc:
-        return agents.start(cp.base, token, name, extra=["--dataplane", *extra], prefix=host.cmd([]))
+        return agents.start(cp.base, token, name, extra=["--dataplane", *extra], host=host)
 
     a1 = start("p1", r1)
     id1 = a1.wait_registered()

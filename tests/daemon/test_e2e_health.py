@@ -9,12 +9,8 @@ healthy passive replica and traffic moves there; without it, it only says so.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-from watcher.lab import Lab, build_mesh_lab
 
 from ._stack import Stack, wait
 
@@ -30,16 +26,6 @@ def fast_health(promote: bool) -> str:
         "{probe: true, interval: 0.3, timeout: 0.25, failures: 2,"
         f" promote_on_unhealthy: {str(promote).lower()}}}"
     )
-
-
-@pytest.fixture
-def stack(lab: Lab, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(build_mesh_lab(lab, replicas=2), tmp_path)
-    try:
-        yield s
-    finally:
-        print(s.dump_logs())  # pytest shows it only when the test failed
-        s.close()
 
 
 def _start(s: Stack, *, promote: bool) -> tuple[tuple[int, str], tuple[int, str]]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from watcher.daemon.config import parse_config
-from watcher.lab import Lab, build_mesh_lab, replica_lan4
+from watcher.lab import replica_lan4
 
 from ._stack import API, Stack, wait
 
@@ -26,16 +25,6 @@ MESH4, MESH6 = "100.96.0.0/12", "2001:db8:96::/48"
 OTHER4, OTHER6 = "100.100.0.0/16", "2001:db8:aaaa::/48"  # another site's subnets
 OTHER_SITE6 = "2001:db8:aaaa::1"  # a host there, reached only through the mesh
 OWN4, OWN6 = "198.51.100.0/24", "2001:db8:c::/64"  # this node's own subnet (the client LAN)
-
-
-@pytest.fixture
-def stack(lab: Lab, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(build_mesh_lab(lab, replicas=2), tmp_path)
-    try:
-        yield s
-    finally:
-        print(s.dump_logs())  # pytest shows it only when the test failed
-        s.close()
 
 
 def _start(s: Stack) -> tuple[str, tuple[int, str]]:

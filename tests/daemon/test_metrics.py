@@ -10,6 +10,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from watcher._aio import wait_for
 from watcher._types import NextHop, Replica
 from watcher.cfapi import ClientStats
 from watcher.daemon._http import StatusServer
@@ -131,7 +132,7 @@ async def test_server_survives_garbage_and_broken_status() -> None:
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(b"\x00garbage\r\n\r\n")
         await writer.drain()
-        head = await asyncio.wait_for(reader.read(), 5)
+        head = await wait_for(reader.read(), 5)
         writer.close()
         assert head.startswith(b"HTTP/1.1 400")
         assert (await scrape((host, port), "/status")).status_code == 500

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from watcher._aio import wait_for
 from watcher.daemon.sdnotify import Notifier
 
 
@@ -71,7 +72,7 @@ async def test_watchdog_pings_at_half_the_interval(sock_path: tuple[socket.socke
     loop = asyncio.get_running_loop()
     task = asyncio.create_task(n.watchdog_loop())
     try:
-        got = [await asyncio.wait_for(loop.sock_recv(sock, 100), 5) for _ in range(3)]
+        got = [await wait_for(loop.sock_recv(sock, 100), 5) for _ in range(3)]
     finally:
         task.cancel()
     assert got == [b"WATCHDOG=1"] * 3

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from watcher._aio import wait_for
 from watcher._types import Observation, Replica, Target
 from watcher.cfapi import ApiError, ClientStats
 from watcher.daemon.config import WatcherConfig, load_config
@@ -127,7 +128,7 @@ async def test_hold_down_rechecks_without_a_new_read(harness: Harness) -> None:
     assert h.applies()[-1] == ("apply", "b", False)
     assert 0.4 <= waited < 3, waited  # deferred by the hold-down, then applied by the timer alone
     h.watcher.request_stop()
-    assert await asyncio.wait_for(task, 10) == 0
+    assert await wait_for(task, 10) == 0
     assert h.log[-1] == ("close", False)
 
 
@@ -155,7 +156,7 @@ async def test_apply_failure_is_retried_and_counted(harness: Harness) -> None:
     assert doc["target"]["replica"] == "a" and doc["stale"] and doc["in_sync"]
     assert doc["alerts"][0]["kind"] == "control_plane_unreachable"
     h.watcher.request_stop()
-    await asyncio.wait_for(task, 10)
+    await wait_for(task, 10)
 
 
 async def test_promotion_results_are_counted(harness: Harness) -> None:
@@ -204,4 +205,4 @@ async def test_reload_applies_through_the_same_path(harness: Harness) -> None:
     status = json.loads(json.dumps(h.watcher.status(), default=str))
     assert status["applied"]["nexthop"] == {"replica": "a", "ipv4": "192.0.2.21", "ipv6": None}
     h.watcher.request_stop()
-    await asyncio.wait_for(task, 10)
+    await wait_for(task, 10)

@@ -18,17 +18,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cfapi"))
 
-from cfapi_live import Agent, ControlPlane, wait_until
+from cfapi_live import ControlPlaneProcess, control_plane, start_agent, wait_until
 
 from watcher.cfapi import AsyncMeshApi, MeshApi
+from watcher.lab.stack import AgentProcess
 from watcher.source import NodeRef, Source, SourceConfig
 
 
-async def measure(cp: ControlPlane, node: NodeRef, token_file: Path, mode: str, n: int) -> list[float]:
+async def measure(cp: ControlPlaneProcess, node: NodeRef, token_file: Path, mode: str, n: int) -> list[float]:
     poll = 30.0 if mode == "sse" else 2.0
     cfg = SourceConfig.model_validate(
         {
-            "api": cp.url,
+            "api": cp.base,
             "token_file": str(token_file),
             "subscribe": "sse" if mode == "sse" else "off",
             "poll_interval": poll,
@@ -37,7 +38,7 @@ async def measure(cp: ControlPlane, node: NodeRef, token_file: Path, mode: str, 
     source = Source(cfg, node)
     it = source.run()
     out = []
-    async with AsyncMeshApi(cp.url, cp.admin_token, account_id=node.account_id) as api:
+    async with AsyncMeshApi(cp.base, cp.admin, account_id=node.account_id) as api:
         try:
             obs = await anext(it)
             while mode == "sse" and not source.stats.sse_connected:
@@ -63,25 +64,25 @@ async def measure(cp: ControlPlane, node: NodeRef, token_file: Path, mode: str, 
 
 def main(n: int = 10) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        cp = ControlPlane(Path(tmp) / "cp").start()
-        agents: list[Agent] = []
+        cp = control_plane(Path(tmp) / "cp").start()
+        agents: list[AgentProcess] = []
         try:
-            with MeshApi(cp.url, cp.admin_token) as api:
+            with MeshApi(cp.base, cp.admin) as api:
                 account = api.account()
                 node_id = api.create_node("bench")["id"]
                 token = api.node_token(node_id)
                 agents = [
-                    Agent(cp.url, token, Path(tmp) / f"r{i}", f"gw-{i}", f"192.0.2.{11 + i}")
+                    start_agent(cp.base, token, Path(tmp) / f"r{i}", f"gw-{i}", f"192.0.2.{11 + i}")
                     for i in range(2)
                 ]
                 wait_until(
                     lambda: sorted(r["ha_status"] for r in api.connections(node_id)) == ["active", "passive"],
                     20,
                     "replicas",
-                    step=0.2,
+                    interval=0.2,
                 )
             token_file = Path(tmp) / "token"
-            token_file.write_text(cp.admin_token)
+            token_file.write_text(cp.admin)
             node = NodeRef(account_id=account, node_id=node_id)
             for mode, count in (("sse", n), ("poll", max(3, n // 2))):
                 lat = asyncio.run(measure(cp, node, token_file, mode, count))

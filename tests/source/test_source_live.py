@@ -10,26 +10,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfapi_live import Agent, ControlPlane, wait_until
+from cfapi_live import ControlPlaneProcess, start_agent, wait_until
 
+from watcher._aio import wait_for
 from watcher._types import Observation
 from watcher.cfapi import AsyncMeshApi, MeshApi
+from watcher.lab.stack import AgentProcess
 from watcher.source import NodeRef, Source, SourceConfig
 
 
 @dataclass
 class Site:
-    cp: ControlPlane
+    cp: ControlPlaneProcess
     account: str
     node: str
     replicas: dict[str, str]  # device name -> replica id
-    agents: list[Agent]
+    agents: list[AgentProcess]
 
     def config(self, tmp: Path, **kw: Any) -> SourceConfig:
         token = tmp / "api.token"
-        token.write_text(self.cp.admin_token)
+        token.write_text(self.cp.admin)
         return SourceConfig.model_validate(
-            {"api": self.cp.url, "token_file": str(token), "poll_interval": 30, "timeout": 2.0, **kw}
+            {"api": self.cp.base, "token_file": str(token), "poll_interval": 30, "timeout": 2.0, **kw}
         )
 
     def ref(self) -> NodeRef:
@@ -37,13 +39,13 @@ class Site:
 
 
 @pytest.fixture
-def site(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Site]:
-    with MeshApi(control_plane.url, control_plane.admin_token) as api:
+def site(control_plane: ControlPlaneProcess, tmp_path: Path) -> Iterator[Site]:
+    with MeshApi(control_plane.base, control_plane.admin) as api:
         account = api.account()
         node = api.create_node("office", ha=True)["id"]
         token = api.node_token(node)
         agents = [
-            Agent(control_plane.url, token, tmp_path / name, name, lan)
+            start_agent(control_plane.base, token, tmp_path / name, name, lan)
             for name, lan in (("gw-a", "192.0.2.11"), ("gw-b", "192.0.2.12"))
         ]
         try:
@@ -51,7 +53,7 @@ def site(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Site]:
                 lambda: sorted(r["ha_status"] for r in api.connections(node)) == ["active", "passive"],
                 20,
                 "two replicas, one active",
-                step=0.2,
+                interval=0.2,
             )
             replicas = {r["device_name"]: r["id"] for r in api.connections(node)}
             yield Site(control_plane, account, node, replicas, agents)
@@ -78,7 +80,7 @@ async def until(
 
 async def promote_other(site: Site, current: str | None) -> tuple[str, float]:
     target = next(r for r in site.replicas.values() if r != current)
-    async with AsyncMeshApi(site.cp.url, site.cp.admin_token, account_id=site.account) as api:
+    async with AsyncMeshApi(site.cp.base, site.cp.admin, account_id=site.account) as api:
         t0 = time.monotonic()
         await api.failover(site.node, target)
     return target, t0
@@ -103,7 +105,7 @@ async def test_promotion_observed_via_event_stream(site: Site, tmp_path: Path) -
 
 
 async def test_resume_with_last_event_id_replays_missed_promotion(site: Site, tmp_path: Path) -> None:
-    async with AsyncMeshApi(site.cp.url, site.cp.admin_token, account_id=site.account) as api:
+    async with AsyncMeshApi(site.cp.base, site.cp.admin, account_id=site.account) as api:
         replicas = await api.connections(site.node)
         active = next(r["id"] for r in replicas if r["ha_status"] == "active")
         # Read the history so far to learn the current generation, as a previous run would have:
@@ -114,7 +116,7 @@ async def test_resume_with_last_event_id_replays_missed_promotion(site: Site, tm
             async with asyncio.timeout(10):
                 while True:
                     try:
-                        event = await asyncio.wait_for(anext(stream), 0.5)
+                        event = await wait_for(anext(stream), 0.5)
                     except TimeoutError:
                         break
                     last = event.id
@@ -169,7 +171,7 @@ async def test_webhook_from_control_plane_triggers_read(site: Site, tmp_path: Pa
     try:
         first = await until(it, lambda o: o.replicas is not None, 10)
         host, port = source.webhook_address or ("", 0)
-        async with AsyncMeshApi(site.cp.url, site.cp.admin_token, account_id=site.account) as api:
+        async with AsyncMeshApi(site.cp.base, site.cp.admin, account_id=site.account) as api:
             await api.create_webhook("watcher", f"http://{host}:{port}/", "hook-secret")
         target, t0 = await promote_other(site, active_of(first))
         seen = await until(it, lambda o: o.trigger == "webhook" and active_of(o) == target, 10)
@@ -179,7 +181,7 @@ async def test_webhook_from_control_plane_triggers_read(site: Site, tmp_path: Pa
 
 
 async def test_learned_routes_are_other_nodes(site: Site, tmp_path: Path) -> None:
-    async with AsyncMeshApi(site.cp.url, site.cp.admin_token, account_id=site.account) as api:
+    async with AsyncMeshApi(site.cp.base, site.cp.admin, account_id=site.account) as api:
         other = await api.create_node("branch", ha=True)
         await api.create_route("198.51.100.0/24", other["id"], comment="branch lan")
         await api.create_route("2001:db8:5::/48", other["id"])

@@ -222,3 +222,74 @@ async def test_auto_subscribe_falls_back_to_polling_on_404(serve: Serve) -> None
     assert [o.trigger for o in obs] == ["startup", "poll", "poll"]
     assert source.stats.sse_mode == "poll-only"
     assert len([s for s in server.seen if s.path.endswith("/events")]) == 1
+
+
+PROMOTED = [
+    {"id": "r1", "ha_status": "passive", "conns": []},
+    {"id": "r2", "ha_status": "active", "conns": [{"origin_ip": "203.0.113.12"}]},
+]
+
+
+async def test_promoted_event_acts_at_once_then_the_read_confirms(serve: Serve) -> None:
+    promoted = False
+
+    def stream() -> Iterator[bytes]:
+        nonlocal promoted
+        time.sleep(0.5)  # after the read that the stream's opening triggers
+        promoted = True
+        yield b'id: 7\nevent: promoted\ndata: {"generation": 7, "type": "promoted", "replica_id": "r2"}\n\n'
+        time.sleep(1.0)
+
+    def handler(seen: Seen) -> Reply:
+        if seen.path.endswith("/events"):
+            return Reply(headers={"content-type": "text/event-stream"}, stream=stream())
+        # A slow read: the event's own data must not wait for it.
+        return Reply(body=envelope(PROMOTED if promoted else ACTIVE), delay=0.3 if promoted else 0.0)
+
+    server = serve(handler)
+    source = Source(config(server.url, poll_interval=60, subscribe="sse"), NODE)
+    it = source.run()
+    seen: list[Observation] = []
+    try:
+        async with asyncio.timeout(10):
+            while sum(o.trigger == "event" for o in seen) < 2:
+                seen.append(await anext(it))
+    finally:
+        await it.aclose()
+    events = [o for o in seen if o.trigger == "event"]
+    assert len(events) == 2 and source.stats.event_views == 1
+    view, confirm = events
+    # The view: r2 active and r1 (active before) passive, long before the 0.3 s read answered.
+    assert view.replicas is not None and {r.id: r.ha_status for r in view.replicas} == {
+        "r1": "passive",
+        "r2": "active",
+    }
+    assert confirm.received_at == view.received_at  # the same trigger, confirmed by the read
+    assert confirm.replicas is not None and confirm.replicas[1].origin_ips == ("203.0.113.12",)
+    assert source.last is confirm
+
+
+async def test_event_without_a_known_replica_waits_for_the_read(serve: Serve) -> None:
+    def stream() -> Iterator[bytes]:
+        time.sleep(0.5)
+        yield b'id: 3\nevent: promoted\ndata: {"generation": 3, "replica_id": "r9"}\n\n'
+        time.sleep(1.0)
+
+    def handler(seen: Seen) -> Reply:
+        if seen.path.endswith("/events"):
+            return Reply(headers={"content-type": "text/event-stream"}, stream=stream())
+        return Reply(body=envelope(ACTIVE))
+
+    server = serve(handler)
+    source = Source(config(server.url, poll_interval=60, subscribe="sse"), NODE)
+    it = source.run()
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                obs = await anext(it)
+                if obs.trigger == "event":
+                    break
+    finally:
+        await it.aclose()
+    # r9 is in no read yet: only a read can say where it is, so no view was made up.
+    assert source.stats.event_views == 0 and obs.replicas is not None and len(obs.replicas) == 2

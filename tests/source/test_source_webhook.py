@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from watcher._aio import wait_for
 from watcher.source import WebhookReceiver
 
 
@@ -12,7 +13,7 @@ async def raw(host: str, port: int, data: bytes) -> bytes:
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(data)
     await writer.drain()
-    answer = await asyncio.wait_for(reader.read(), 10)
+    answer = await wait_for(reader.read(), 10)
     writer.close()
     return answer
 

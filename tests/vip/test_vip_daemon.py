@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from daemon._stack import wait
 from vip_daemon_lab import (
     INTERVAL,
     VIP4,
@@ -35,6 +34,7 @@ from vip_daemon_lab import (
 )
 
 from watcher.lab import MESH_HOST4, MESH_HOST6, MESH_RANGE4, MESH_RANGE6, MeshLab
+from watcher.lab import wait_until as wait
 from watcher.vip import build_packet, master_down_interval, skew_time
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]

@@ -4,7 +4,7 @@
 - `AddrWatch`: `ip -ts monitor address` on each replica host -> when a VIP appeared / vanished;
 - `AdvertSniffer`: an AF_PACKET socket on the router's LAN port -> every VRRP advert (time, src, prio).
 
-The control plane stays tests/daemon/_stack.py's `Stack` (imported, not copied).
+The processes are `watcher.lab.stack`'s launchers.
 """
 
 from __future__ import annotations
@@ -22,18 +22,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon._stack import ADMIN, API, CP_PORT, PY, Stack, wait
-from prometheus_client.parser import text_string_to_metric_families
-
 from watcher.lab import Host, MeshLab
+from watcher.lab.stack import MeshStack, WatcherProcess
 
 VIP4, VIP6_LL, VIP6 = "192.0.2.254", "fe80::254", "2001:db8:1::254"
 INTERVAL = 0.2
 VRID = 42
-METRICS_URL = "http://127.0.0.1:9477"  # per replica namespace: no clash between the daemons
+METRICS = "127.0.0.1:9477"  # per replica namespace: no clash between the daemons
 
 
-def daemon_yaml(s: Stack, replica_id: str, **vip_over: Any) -> str:
+def daemon_yaml(s: MeshStack, replica_id: str, **vip_over: Any) -> str:
     vip: dict[str, Any] = {
         "interface": "eth0",
         "vrid": VRID,
@@ -44,23 +42,10 @@ def daemon_yaml(s: Stack, replica_id: str, **vip_over: Any) -> str:
         "garp": {"count": 3, "second_burst_delay": 1.0},
     }
     vip.update(vip_over)
-    doc = {
-        "mode": "vip",
-        "node": {"account_id": s.account, "node_id": s.node},
-        "control_plane": {
-            "api": API,
-            "token_file": str(s.tmp / "watcher.token"),
-            "poll_interval": 1.0,
-            "timeout": 1.0,
-            "backoff_max": 1.0,
-        },
-        "vip": vip,
-        # No hold-down: a promotion must move the VIP at once (the default 1 s defers a second
-        # switch within 1 s of the first, which the scenarios below would trip over).
-        "decide": {"hold_down": 0},
-        "health": {"probe": False},
-        "metrics": {"listen": METRICS_URL.removeprefix("http://")},
-    }
+    cp = {"poll_interval": 1.0, "timeout": 1.0, "backoff_max": 1.0}
+    # No hold-down (the default): a promotion must move the VIP at once (1 s would defer a second
+    # switch within 1 s of the first, which the scenarios below would trip over).
+    doc = s.vip_config(vip, control_plane=cp, metrics={"listen": METRICS})
     return json.dumps(doc, indent=1)  # JSON is YAML
 
 
@@ -187,55 +172,41 @@ def _parse_vrrp(frame: bytes) -> tuple[int, str, int, int] | None:
     return None
 
 
-class _Stack(Stack):
-    def start_cp(self) -> None:
-        # A detection timeout well above Master_Down_Interval + the takeover settle time, as in
-        # production (default 3 s): the VRRP takeover, not the control plane's own detection,
-        # must be what promotes a replica after a host dies.
-        log = open(self.tmp / "cp.log", "ab")  # noqa: SIM115 - the process owns it
-        self.cp = self.router.popen(
-            [PY, "-m", "watcher", "control-plane", "--listen", f"192.0.2.1:{CP_PORT}",
-             "--state-dir", str(self.tmp / "cp"), "--admin-token-file", str(self.tmp / "admin.token"),
-             "--detection-timeout", "3.0", "--heartbeat-interval", "0.3"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        base = f"http://192.0.2.1:{CP_PORT}"
-        wait(lambda: self.curl("GET", "/readyz", base=base, raw=True) == "200", 30, "control plane ready")
-
-
 class VipStack:
     """Control plane + 3 agents + 3 VIP-mode daemons, and what the tests ask of them."""
 
     def __init__(self, mesh: MeshLab, tmp: Path) -> None:
         self.mesh = mesh
-        self.s: Stack = _Stack(mesh, tmp)
+        # A detection timeout well above Master_Down_Interval + the takeover settle time, as in
+        # production (default 3 s): the VRRP takeover, not the control plane's own detection,
+        # must be what promotes a replica after a host dies.
+        self.s = MeshStack(mesh, tmp, detection_timeout=3.0)
         self.tmp = tmp
         self.ids: dict[int, str] = {}
-        self.daemons: dict[int, subprocess.Popen[bytes]] = {}
+        self.daemons: dict[int, WatcherProcess] = {
+            i: WatcherProcess(
+                tmp / f"vip{i}.yaml", host=mesh.replica(i), metrics=METRICS, log=tmp / f"vipd{i}.log"
+            )
+            for i in (1, 2, 3)
+        }
 
     def start(self, **vip_over: Any) -> None:
         s = self.s
         s.start_cp()
         s.setup_node()
-        for i in (1, 2, 3):
-            s.start_agent(i)
-        wait(lambda: sum(c["ha_status"] != "offline" for c in s.connections()) == 3, 30, "3 replicas online")
-        self.ids = {i: s.replica_id(i) for i in (1, 2, 3)}
+        self.ids = s.start_agents(1, 2, 3)
         for i in (1, 2, 3):
             self.start_daemon(i, **vip_over)
 
     def config_path(self, i: int) -> Path:
-        return self.tmp / f"vip{i}.yaml"
+        return self.daemons[i].config
 
     def start_daemon(self, i: int, **vip_over: Any) -> None:
-        self.config_path(i).write_text(daemon_yaml(self.s, self.ids[i], **vip_over))
-        log = open(self.tmp / f"vipd{i}.log", "ab")  # noqa: SIM115 - the process owns it
-        argv = [PY, "-m", "watcher", "-v", "run", "--config", str(self.config_path(i))]
-        # `ip netns exec` execs the daemon: the Popen pid is the daemon's.
-        self.daemons[i] = self.mesh.replica(i).popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        self.daemons[i].write_config(daemon_yaml(self.s, self.ids[i], **vip_over))
+        self.daemons[i].start()
 
     def signal(self, i: int, sig: int) -> None:
-        os.kill(self.daemons[i].pid, sig)
+        self.daemons[i].send(sig)
 
     # observations -------------------------------------------------------------------------
     def holders(self, vip: str = VIP4) -> list[int]:
@@ -261,36 +232,24 @@ class VipStack:
         return None
 
     def status(self, i: int) -> dict[str, Any] | None:
-        argv = [PY, "-m", "watcher", "status", "--json", "--url", METRICS_URL]
-        proc = self.mesh.replica(i).run(argv, check=False, timeout=20)
-        return dict(json.loads(proc.stdout)) if proc.stdout.strip() else None
+        """`mesh-watcher status --json` on host i (the command, not just the endpoint)."""
+        out = self.daemons[i].status_command(as_json=True).stdout
+        return dict(json.loads(out)) if out.strip() else None
 
     def status_text(self, i: int) -> str:
-        proc = self.mesh.replica(i).run([PY, "-m", "watcher", "status", "--url", METRICS_URL], check=False)
+        proc = self.daemons[i].status_command()
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout
 
     def metrics(self, i: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = self.mesh.replica(i).run(["curl", "-s", "-m", "5", METRICS_URL + "/metrics"]).stdout
-        out = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return out
+        return self.daemons[i].samples()
 
     def events(self) -> list[dict[str, Any]]:
         """Every control-plane event of the node so far (replayed from generation 0)."""
-        url = f"{API}/accounts/{self.s.account}/warp_connector/{self.s.node}/events"
-        auth = f"Authorization: Bearer {ADMIN}"
-        argv = ["curl", "-s", "-N", "-m", "1.5", "-H", auth, "-H", "Last-Event-ID: 0"]
-        text = self.mesh.router.run([*argv, url], check=False, timeout=15).stdout
-        return [json.loads(ln[5:]) for ln in text.splitlines() if ln.startswith("data:")]
+        return [data for _, data in self.s.events()]
 
     def logs(self) -> str:
-        out = []
-        for log in sorted(self.tmp.glob("*.log")):
-            out.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-5000:])
-        return "\n".join(out)
+        return self.s.dump_logs(5000)
 
     def close(self) -> None:
         self.s.close()

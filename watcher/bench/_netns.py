@@ -1,75 +1,35 @@
-"""Sockets inside a lab namespace, opened from the bench process itself.
+"""Sockets inside a lab namespace (made through `Host.call`), used by the bench process itself.
 
 The bench measures across namespaces on one clock: a TCP socket to the control plane and a
 netlink monitor, both living in the router namespace but read by this process, so `t0` (just
 before the request is written) and `t1` (the kernel's notification read) come from the same
-`time.monotonic()`. A thread `setns()`es into the namespace, opens the socket and returns; a
-socket keeps the namespace it was created in. Python 3.11 has no os.setns, hence ctypes.
+`time.monotonic()`. A socket keeps the namespace it was created in.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.client
 import ipaddress
 import json
-import os
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-_CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def in_netns(netns: str, fn: Callable[[], T]) -> T:
-    """Run `fn` on a thread that has joined network namespace `netns` (a name under /run/netns)."""
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def run() -> None:
-        # A fresh thread's own namespace is restored before it ends, though the thread dies anyway.
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-        except OSError as exc:
-            os.close(own)
-            error.append(OSError(exc.errno, f"network namespace {netns!r}: {exc.strerror}"))
-            return
-        try:
-            if _libc.setns(target, _CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns({netns}): {os.strerror(err)}")
-            result.append(fn())
-        except BaseException as exc:  # handed to the caller's thread
-            error.append(exc)
-        finally:
-            _libc.setns(own, _CLONE_NEWNET)
-            os.close(own)
-            os.close(target)
-
-    thread = threading.Thread(target=run, name=f"netns-{netns}")
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
+from ..lab import Host
 
 
 class _NetnsConnection(http.client.HTTPConnection):
-    def __init__(self, netns: str, host: str, port: int, timeout: float) -> None:
+    def __init__(self, lab_host: Host, host: str, port: int, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._netns = netns
+        self._lab_host = lab_host
 
     def connect(self) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = in_netns(self._netns, lambda: socket.socket(family, socket.SOCK_STREAM))
+        sock = self._lab_host.call(socket.socket, family, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         sock.connect((self.host, self.port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -77,14 +37,17 @@ class _NetnsConnection(http.client.HTTPConnection):
 
 
 class NetnsHttp:
-    """A small HTTP client whose connections live in `netns` (e.g. the lab's router namespace)."""
+    """A small HTTP client whose connections live in a lab host's namespace (e.g. the router's).
+    Raw http.client, so a timed request can go on a connection made beforehand."""
 
-    def __init__(self, netns: str, host: str, port: int, *, token: str = "", timeout: float = 10.0) -> None:
-        self.netns, self.host, self.port, self.token, self.timeout = netns, host, port, token, timeout
+    def __init__(
+        self, lab_host: Host, host: str, port: int, *, token: str = "", timeout: float = 10.0
+    ) -> None:
+        self.lab_host, self.host, self.port, self.token, self.timeout = lab_host, host, port, token, timeout
 
     def connection(self) -> http.client.HTTPConnection:
         """A connected connection: connect before taking a timestamp, then send on it."""
-        conn = _NetnsConnection(self.netns, self.host, self.port, self.timeout)
+        conn = _NetnsConnection(self.lab_host, self.host, self.port, self.timeout)
         conn.connect()
         return conn
 
@@ -175,11 +138,8 @@ class NexthopMonitor:
     kernel queues it, not when the main thread gets round to it.
     """
 
-    def __init__(self, netns: str) -> None:
-        def make() -> socket.socket:
-            return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_ROUTE)
-
-        self._sock = in_netns(netns, make)
+    def __init__(self, host: Host) -> None:
+        self._sock = host.call(socket.socket, socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_ROUTE)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self._sock.bind((0, 0))
         self._sock.setsockopt(_SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP, _RTNLGRP_NEXTHOP)

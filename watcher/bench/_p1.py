@@ -92,7 +92,7 @@ def measure(
         if not nhs:
             raise RuntimeError("the watcher installed no nexthop objects (protocol 250): nothing to time")
         n_replicas = len(stack.mesh.replicas)
-        current = wait(stack.active, 10, "an active replica")
+        current = wait(stack.active_index, 10, "an active replica")
         before = histogram(stack.metrics_text(), HIST)
         rng = random.Random(seed)
         samples: list[float] = []
@@ -157,7 +157,7 @@ def figures_p1(
 ) -> list[Figure]:
     """P1 rows: each size subscribed (beside its poll-only anchor), then poll-only."""
     probes = _Probes(
-        NexthopMonitor(stack.router.netns), EventListener(stack.cp_http, stack.events_path()), HostLoad()
+        NexthopMonitor(stack.router), EventListener(stack.cp_http, stack.events_path()), HostLoad()
     )
     results: dict[tuple[int, str], dict[str, Any]] = {}
     try:

@@ -14,17 +14,16 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from ..lab import Lab
+from ..lab import Host, Lab
+from ..lab.stack import WatcherProcess
 from ._figures import Figure, fmt_ms, p50_p99, summary_ms
-from ._netns import in_netns
-from ._stack import _ROOT, API_BASE, CP_ADDR, CP_PORT, PY, BenchStack, progress, wait
+from ._stack import BenchStack, progress, wait
 
 VIP = "192.0.2.254"
 TARGET_MS = 50.0
@@ -40,13 +39,9 @@ def _csum(data: bytes) -> int:
 class VipProber:
     """Pings `VIP` every `interval` from `netns` and records (sent, received, source MAC) of replies."""
 
-    def __init__(self, netns: str, ifname: str, interval: float = 0.002, max_seconds: float = 600) -> None:
-        self._tx = in_netns(
-            netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-        )
-        self._rx = in_netns(
-            netns, lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_IP))
-        )
+    def __init__(self, host: Host, ifname: str, interval: float = 0.002, max_seconds: float = 600) -> None:
+        self._tx = host.call(socket.socket, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        self._rx = host.call(socket.socket, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_IP))
         self._rx.bind((ifname, 0))  # resolved in the socket's own namespace
         self._rx.settimeout(interval)
         self._ident = os.getpid() & 0xFFFF
@@ -104,25 +99,14 @@ class VipProber:
 
 
 def _vip_config(stack: BenchStack, i: int) -> Path:
-    doc = {
-        "mode": "vip",
-        "node": {"account_id": stack.account, "node_id": stack.node},
-        "control_plane": {
-            "api": f"http://{CP_ADDR}:{CP_PORT}{API_BASE}",
-            "token_file": str(stack.tmp / "watcher.token"),
-            "poll_interval": 2.0,
-        },
-        "vip": {
-            "interface": "eth0",
-            "vrid": 42,
-            "local_replica_id": stack.replica_ids[i],
-            "addresses": [f"{VIP}/24"],
-            "advert_interval": 0.1,
-        },
-        "decide": {"hold_down": 0},
-        "health": {"probe": False},
-        "metrics": {"listen": "127.0.0.1:9477"},  # each host's own namespace
+    vip = {
+        "interface": "eth0",
+        "vrid": 42,
+        "local_replica_id": stack.replica_ids[i],
+        "addresses": [f"{VIP}/24"],
+        "advert_interval": 0.1,
     }
+    doc = stack.vip_config(vip, control_plane={"poll_interval": 2.0})
     path = stack.tmp / f"vip{i}.yaml"
     path.write_text(json.dumps(doc) + "\n")
     return path
@@ -137,12 +121,10 @@ def measure(iterations: int) -> dict[str, Any]:
         stack = BenchStack(lab, Path(tmp), replicas=2)
         stack.start()
         for i in (1, 2):
-            stack.mesh.replica(i).popen(
-                [PY, "-m", "watcher", "run", "--config", str(_vip_config(stack, i))],
-                stdout=open(Path(tmp) / f"vipwatcher{i}.log", "ab"),  # noqa: SIM115 - the child owns it
-                stderr=subprocess.STDOUT, cwd=_ROOT,
-            )  # fmt: skip
-        current = wait(stack.active, 10, "an active replica")
+            WatcherProcess(
+                _vip_config(stack, i), host=stack.mesh.replica(i), log=Path(tmp) / f"vipwatcher{i}.log"
+            ).start()
+        current = wait(stack.active_index, 10, "an active replica")
         try:
             wait(
                 lambda: _holds_vip(stack, current) and not _holds_vip(stack, 3 - current),
@@ -152,7 +134,7 @@ def measure(iterations: int) -> dict[str, Any]:
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}; log:\n{stack.log_tail(f'vipwatcher{current}')}") from None
         macs = {i: stack.mesh.replica(i).iface("eth0").mac() for i in (1, 2)}
-        prober = VipProber(stack.router.netns, "eth1")
+        prober = VipProber(stack.router, "eth1")
         samples: list[float] = []
         misses = 0
         try:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .._aio import wait_for
 from ._store import Row, Store
 from ._util import now_iso
 
@@ -93,7 +94,7 @@ class EventHub:
                     break
             while not self.stopping.is_set():
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=self.ping_interval)
+                    item = await wait_for(queue.get(), timeout=self.ping_interval)
                 except TimeoutError:
                     yield ": ping\n\n"
                     continue

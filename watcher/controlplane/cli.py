@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._net import parse_listen
+
 log = logging.getLogger("watcher.controlplane")
 
 
@@ -70,27 +72,15 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8787 or [::1]:8787")
-    host = host.removeprefix("[").removesuffix("]")
-    try:
-        ipaddress.ip_address(host)
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"--listen {value!r}: HOST must be an IP address and PORT a number") from None
-    if not 0 <= number <= 65535:
-        raise ValueError(f"--listen {value!r}: port {number} is out of range")
-    return host, number
-
-
 def _config(args: argparse.Namespace) -> Any:
     from ._app import AppConfig
     from ._engine import EngineConfig
     from ._ratelimit import RateLimit
 
-    host, port = parse_listen(args.listen)
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as exc:
+        raise ValueError(f"--listen {exc}") from None
     if not math.isfinite(args.detection_timeout):
         raise ValueError(f"--detection-timeout {args.detection_timeout}: must be a finite number of seconds")
     if not 0 < args.heartbeat_interval < args.detection_timeout:

@@ -10,9 +10,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .._net import parse_listen
 from .._yaml import _fmt, _line_for, parse_yaml
 from ._local import LocalNet, _dump, net_for
-from .config import WatcherConfig, parse_listen
+from .config import WatcherConfig
 
 Loc = tuple[str | int, ...]
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from .._aio import wait_for
+
 log = logging.getLogger(__name__)
 _MAX_HEADER = 16 * 1024
 _READ_TIMEOUT = 5.0
@@ -40,7 +42,7 @@ class StatusServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         method = "GET"
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT)
+            head = await wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT)
             if len(head) > _MAX_HEADER:
                 raise ValueError("header too large")
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1")

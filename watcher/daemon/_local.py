@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .._types import IPAddress, IPNetwork
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +61,33 @@ def net_for(nets: list[LocalNet], addr: IPAddress) -> LocalNet | None:
         if inside and (best is None or net.network.prefixlen > best.network.prefixlen):
             best = net
     return best
+
+
+class NetsRefresher:
+    """Re-reads the connected subnets in the background, at most every `interval` seconds.
+
+    Not awaited before deciding: the netlink dump (on a thread) took up to 10 ms, on the path
+    of every failover. Decisions use the last dump; a fresh one is put on `events` as
+    ("nets", [LocalNet]) and decided again, so an added or removed subnet still takes effect.
+    """
+
+    def __init__(
+        self, events: asyncio.Queue[tuple[str, Any]], clock: Callable[[], float], interval: float = 1.0
+    ) -> None:
+        self.events, self.clock, self.interval = events, clock, interval
+        self.read_at = -1e9
+        self.task: asyncio.Task[None] | None = None
+
+    def maybe_refresh(self) -> None:
+        if self.clock() - self.read_at < self.interval or (self.task is not None and not self.task.done()):
+            return
+        self.read_at = self.clock()
+        self.task = asyncio.create_task(self._refresh(), name="local-networks")
+
+    async def _refresh(self) -> None:
+        try:
+            nets = await local_networks()
+        except OSError as exc:
+            log.debug("re-reading the connected subnets failed: %s", exc)
+            return
+        await self.events.put(("nets", nets))

@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     if getattr(args, "verbose", 0) < 2:
         # One line per API request is noise at INFO; the source logs failures itself.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    return asyncio.run(Watcher(config, config_path=args.config).run())
+    return asyncio.run(Watcher(config, config_path=args.config, freeze_gc=True).run())
 
 
 def _check_config(args: argparse.Namespace) -> int:

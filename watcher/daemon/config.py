@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from .._net import parse_listen
 from .._yaml import load_model, parse_model
 from ..routes.config import RoutesConfig
 from ..source.config import NodeRef, SourceConfig
@@ -147,23 +148,6 @@ class MetricsConfig(_Model):
 
     def address(self) -> tuple[str, int]:
         return parse_listen(self.listen)
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[V6]:PORT` -> (host, port). Port 0 picks a free port."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"{value!r}: expected HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host != "localhost":
-            raise ValueError(f"{value!r}: host must be an IP address") from None
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{value!r}: port must be 0..65535")
-    return host, int(port)
 
 
 class WatcherConfig(_Model):

@@ -16,6 +16,7 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
+from .._aio import wait_for
 from .._types import NextHop
 from .config import Hook
 
@@ -85,7 +86,7 @@ class HookRunner:
     async def drain(self, timeout: float) -> bool:
         """Wait until every queued transition has run; False on timeout."""
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await wait_for(self._queue.join(), timeout)
         except TimeoutError:
             return False
         return True
@@ -129,7 +130,7 @@ async def run_hook(hook: Hook, env: Mapping[str, str]) -> HookResult:
         log.error("hook %s: cannot start: %s", argv[0], exc)
         return "error"
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), hook.timeout)
+        out, _ = await wait_for(proc.communicate(), hook.timeout)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)

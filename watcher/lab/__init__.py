@@ -1,6 +1,7 @@
 """Network-namespace lab used by the tests, the demo and the benchmarks."""
 
 from ._netns import Host, Iface, Lab, LabError, lab, list_netns, sweep_stale
+from ._wait import WaitTimeout, wait_until
 from .topology import (
     MESH_HOST4,
     MESH_HOST6,
@@ -23,6 +24,7 @@ __all__ = [
     "Lab",
     "LabError",
     "MeshLab",
+    "WaitTimeout",
     "build_mesh_lab",
     "lab",
     "list_netns",
@@ -30,4 +32,5 @@ __all__ = [
     "replica_lan4",
     "replica_lan6",
     "sweep_stale",
+    "wait_until",
 ]

@@ -49,9 +49,11 @@ class _Hooks(Handlers):
         self.o._on_nexthop(mtype, nh, t)
 
     def link(self, family: int | None, t: float) -> None:
+        self.o._gateways.clear()  # an address or link change may move or remove a gateway's subnet
         self.o._schedule_full("link_event", t, None if family not in FAMILIES else (family,))
 
     def overflow(self, t: float) -> None:
+        self.o._gateways.clear()  # events were lost, link/address ones among them maybe
         self.o.stats.event_overflows += 1
         self.o._schedule_full("resync", t)
 
@@ -87,6 +89,9 @@ class RoutesActuator:
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = 0.5
         self._desired_cache: tuple[tuple[IPNetwork, ...], dict[int, set[RouteKey]]] | None = None
+        # Gateway -> (address, ifindex) checked on-link, until a link/address event or an error:
+        # the check is two netlink round trips per family (~1 ms each), on every failover's path.
+        self._gateways: dict[str, tuple[str, int]] = {}
 
     # lifecycle ---------------------------------------------------------------------
     @property
@@ -175,11 +180,16 @@ class RoutesActuator:
         for family, fam in self._fams.items():
             addr = wanted[family]
             if addr is not None and (str(addr) != fam.gw or not fam.oif):
-                res = await resolve_gateway(self._ipr, str(addr))
-                if res.error:
-                    errors.append(f"replica {target.nexthop.replica_id}: {res.error}")
+                known = self._gateways.get(str(addr))
+                if known is not None:
+                    fam.gw, fam.oif = known
                 else:
-                    fam.gw, fam.oif = res.address, res.oif
+                    res = await resolve_gateway(self._ipr, str(addr))
+                    if res.error:
+                        errors.append(f"replica {target.nexthop.replica_id}: {res.error}")
+                    else:
+                        fam.gw, fam.oif = res.address, res.oif
+                        self._gateways[str(addr)] = (res.address, res.oif)
             fam.desired = desired[family]
             if fam.desired and fam.gw is None:
                 errors.append(f"{len(fam.desired)} {fam.name} prefix(es) have no next hop yet")
@@ -190,6 +200,7 @@ class RoutesActuator:
         self._account(out, errors)
         self._update_gauges()
         if out.errors or errors:
+            self._gateways.clear()  # the kernel may know better now: check again next time
             raise RoutesError("; ".join(errors + out.errors))
 
     def _desired_for(self, prefixes: tuple[IPNetwork, ...]) -> dict[int, set[RouteKey]]:

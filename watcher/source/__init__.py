@@ -22,11 +22,12 @@ to every Observation as `routes`. The daemon turns it on from `routes.learn.team
 (WatcherConfig.source_config()).
 """
 
+from .._net import parse_listen
 from ._parse import learned_routes, parse_replica, parse_replicas
 from ._source import Source
 from ._stats import SourceStats
 from ._webhook import WebhookReceiver
-from .config import NodeRef, RateLimitConfig, SourceConfig, WebhookConfig, parse_listen
+from .config import NodeRef, RateLimitConfig, SourceConfig, WebhookConfig
 
 __all__ = [
     "NodeRef",

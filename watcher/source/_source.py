@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from .._aio import wait_for
+from .._net import parse_listen
 from .._types import IPNetwork, Observation, Trigger
-from ..cfapi import ApiError, AsyncMeshApi, Backoff, RateLimited
+from ..cfapi import ApiError, AsyncMeshApi, Backoff, RateLimited, ServerSentEvent
 from ._parse import learned_routes, parse_replicas
 from ._stats import SourceStats
 from ._webhook import WebhookReceiver
-from .config import NodeRef, SourceConfig, parse_listen
+from .config import NodeRef, SourceConfig
 
 log = logging.getLogger("watcher.source")
 
@@ -22,6 +25,9 @@ log = logging.getLogger("watcher.source")
 # (Cloudflare: 404 / 400 "could not route"); in `auto` mode they switch to polling only.
 _NO_STREAM = frozenset({400, 404, 405, 501})
 QUEUE_SIZE = 16
+# After an event view, the confirming read waits this long: sent at once, it competed for the
+# CPU with the apply of that view (measured), and it only matters when the view was wrong.
+CONFIRM_DELAY = 0.05
 
 
 class Source:
@@ -54,7 +60,15 @@ class Source:
             client=self.client.stats, sse_mode="off" if config.subscribe == "off" else "sse"
         )
         self.last_event_id = last_event_id
-        self.last: Observation | None = None
+        self.last: Observation | None = None  # the newest observation emitted (read or event view)
+        self._queue: asyncio.Queue[Observation] | None = None
+        # An event view supersedes every read sent before its event arrived: such a read may
+        # predate the promotion, and the confirming read (sent after the event) follows anyway.
+        self._view_at = float("-inf")
+        # Event views need a base read that is not older than the stream: one sent after it opened.
+        self._opened_at = float("inf")
+        self._base_read_at = float("-inf")
+        self._hold_until = float("-inf")  # no read before this (see CONFIRM_DELAY)
         self._pending: tuple[float, Trigger] | None = None
         self._wakeup = asyncio.Event()
         self._webhook: WebhookReceiver | None = None
@@ -90,6 +104,7 @@ class Source:
             raise RuntimeError("Source.run() is already running")
         self._running = True
         queue: asyncio.Queue[Observation] = asyncio.Queue(QUEUE_SIZE)
+        self._queue = queue
         tasks: list[asyncio.Task[None]] = []
         try:
             if self.config.webhook is not None:
@@ -153,11 +168,20 @@ class Source:
         while True:
             if self._pending is None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), max(0.0, next_poll - self._clock()))
+                    await wait_for(self._wakeup.wait(), max(0.0, next_poll - self._clock()))
             self._wakeup.clear()
+            hold = self._hold_until - self._clock()
+            if hold > 0:
+                await asyncio.sleep(hold)
             pending, self._pending = self._pending, None
             received_at, trigger = pending if pending is not None else (self._clock(), "poll")
+            sent_at = self._clock()
             observation = await self.read(received_at, trigger)
+            if sent_at < self._view_at:
+                # An event view came in meanwhile and its confirming read is pending: this
+                # read may predate the promotion and must not flip the target back.
+                self.stats.superseded += 1
+                continue
             if observation.replicas is not None:
                 backoff.reset()
                 next_poll = self._clock() + cfg.poll_interval
@@ -169,7 +193,11 @@ class Source:
             await queue.put(observation)
 
     async def read(self, received_at: float, trigger: Trigger) -> Observation:
-        """One read of /connections (and routes when due), as an Observation; never raises ApiError."""
+        """One read of /connections (and routes when due), as an Observation; never raises ApiError.
+
+        It becomes `last` unless an event view arrived while it was in flight (see _reader).
+        """
+        sent_at = self._clock()
         self._last_error = None
         try:
             replicas = parse_replicas(await self.client.connections(self.node.node_id))
@@ -187,7 +215,10 @@ class Source:
                 await self._read_routes()
             observation = Observation(received_at, trigger, replicas, routes=self._routes)
         self.stats.observations[trigger] += 1
-        self.last = observation
+        if sent_at >= self._view_at:
+            self.last = observation
+            if observation.replicas is not None:
+                self._base_read_at = sent_at
         return observation
 
     async def _read_routes(self) -> None:
@@ -215,6 +246,9 @@ class Source:
             self.stats.sse_connected = True
             self.stats.sse_mode = "sse"
             backoff.reset()
+            # Until a read sent from now on is in, events are not acted on directly (see
+            # _event_view); resuming, the replayed events trigger that read.
+            self._opened_at = self._clock()
             if self.last_event_id is None:
                 # Nothing to replay from: a read closes the gap between our last read and now.
                 self.request_refresh("poll" if opened_once else "startup")
@@ -224,11 +258,19 @@ class Source:
             delay: float
             try:
                 async for event in self.client.events(self.node.node_id, self.last_event_id, on_open=on_open):
+                    at = self._clock()
                     self.stats.events += 1
                     if event.id:
                         self.last_event_id = self.stats.last_event_id = event.id
                     log.debug("event %s %s: %s", event.id, event.event, event.data)
-                    self.request_refresh("event")
+                    view = self._event_view(event, at)
+                    self.request_refresh("event", at)  # the read that confirms (or corrects) the view
+                    if view is not None and self._queue is not None:
+                        self._view_at = at
+                        self._hold_until = at + CONFIRM_DELAY
+                        self.last = view
+                        self.stats.event_views += 1
+                        await self._queue.put(view)
                 delay = backoff.next()  # the server closed the stream: reconnect soon
             except ApiError as exc:
                 self.stats.errors[f"sse_{exc.kind}"] += 1
@@ -248,3 +290,33 @@ class Source:
             finally:
                 self.stats.sse_connected = False
             await asyncio.sleep(delay)
+
+    def _event_view(self, event: ServerSentEvent, at: float) -> Observation | None:
+        """The state a `promoted` event implies, built on the last observation, or None.
+
+        The event names the new active replica, so the target can move now instead of after a
+        round trip to /connections; the read it triggers confirms it or corrects it. Only when
+        the base is a read sent after the stream (re)opened: an event replayed on resume may be
+        older than what we know.
+        """
+        last = self.last
+        if event.event != "promoted" or last is None or last.replicas is None:
+            return None
+        if self._base_read_at < self._opened_at:
+            return None
+        try:
+            data = event.json()
+        except ValueError:
+            return None
+        replica_id = data.get("replica_id") if isinstance(data, dict) else None
+        if not any(r.id == replica_id for r in last.replicas):
+            return None  # a replica we have not read yet: only the read knows its addresses
+        replicas = tuple(
+            dataclasses.replace(r, ha_status="active") if r.id == replica_id
+            else dataclasses.replace(r, ha_status="passive") if r.ha_status == "active"
+            else r
+            for r in last.replicas
+        )  # fmt: skip
+        if replicas == last.replicas:
+            return None
+        return Observation(at, "event", replicas, routes=last.routes)

@@ -18,6 +18,8 @@ class SourceStats:
       `routes_<kind>` for route learning, `webhook_unauthorized` for bad webhook secrets.
     - `webhooks[outcome]`: webhook requests (ok, ignored, unauthorized, bad_request, not_found).
     - `events`: events received on the stream; `sse_connected`; `sse_mode`: sse | poll-only | off.
+    - `event_views`: observations built from a `promoted` event's own data (before the read);
+      `superseded`: reads dropped because such a view arrived while they were in flight.
     - `last_success_*`: last successful read of /connections (monotonic and Unix time).
     """
 
@@ -27,6 +29,8 @@ class SourceStats:
     errors: Counter[str] = field(default_factory=Counter)
     webhooks: Counter[str] = field(default_factory=Counter)
     events: int = 0
+    event_views: int = 0
+    superseded: int = 0
     sse_connected: bool = False
     sse_mode: str = "off"
     last_event_id: str | None = None

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .._aio import wait_for
+
 log = logging.getLogger("watcher.source.webhook")
 
 MAX_BODY = 64 * 1024
@@ -75,7 +77,7 @@ class WebhookReceiver:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            status = await asyncio.wait_for(self._serve(reader), READ_TIMEOUT)
+            status = await wait_for(self._serve(reader), READ_TIMEOUT)
         except TimeoutError:
             status = 408
             self._on_outcome("bad_request")

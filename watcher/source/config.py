@@ -12,20 +12,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from .._net import parse_listen
 from ..cfapi import RateLimit
 
 Subscribe = Literal["auto", "sse", "off"]
 # Share of the rate budget that steady polling may use; the rest is for event-triggered reads,
 # retries and an operator's CLI calls with the same token.
 POLL_BUDGET_SHARE = 0.5
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """'127.0.0.1:9201' or '[::1]:9201' -> (host, port). Port 0 means "any free port"."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{value!r} is not HOST:PORT (IPv6 as [ADDR]:PORT)")
-    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 def read_secret_file(path: Path, what: str) -> str:

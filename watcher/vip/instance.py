@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._aio import wait_for
 from ._addrs import AddressManager
 from ._fsm import Action, Fsm, SendAdvert, State, Transition
 from ._garp import Announcer
@@ -155,7 +156,7 @@ class VrrpInstance:
             self._vip_wanted = False
             self._vip_kick.set()
             try:
-                await asyncio.wait_for(asyncio.shield(vip), 5.0)
+                await wait_for(asyncio.shield(vip), 5.0)
             except TimeoutError:
                 vip.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
