@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import ctypes
-import ctypes.util
 import ipaddress
 import os
 import secrets
@@ -24,8 +22,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from .._netns import join_netns
+
 T = TypeVar("T")
-CLONE_NEWNET = 0x40000000
 
 NETNS_PREFIX = "mwl"
 # One file per live lab, holding the owner pid: `sweep_stale` removes labs whose owner is dead.
@@ -55,17 +54,6 @@ def _delete_netns(name: str) -> None:
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
     _ip("netns", "del", name, check=False)
-
-
-def _join_netns(netns: str) -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({netns}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -174,7 +162,7 @@ class Host:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1,
                 thread_name_prefix=f"netns-{self.name}",
-                initializer=_join_netns,
+                initializer=join_netns,
                 initargs=(self.netns,),
             )
         return self._executor.submit(fn, *args, **kwargs).result()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ._netns import Host
@@ -53,7 +54,7 @@ class WatcherProcess(LabProcess):
 
     def write_config(self, doc: str | Mapping[str, Any]) -> Path:
         """Write the config (YAML text, or a mapping written as JSON, which is YAML)."""
-        self.config.write_text(doc if isinstance(doc, str) else json.dumps(doc, indent=1) + "\n")
+        self.config.write_text(doc if isinstance(doc, str) else yaml.safe_dump(dict(doc), sort_keys=False))
         return self.config
 
     def start(self) -> WatcherProcess:

@@ -10,15 +10,14 @@ so successes cost no ack skb.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno as errno_mod
 import os
 import socket
 import struct
 import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+
+from .._netns import join_netns, netns_path
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x2, 0x4, 0x300
@@ -27,8 +26,6 @@ NLM_F_ACK_TLVS = 0x200  # on an NLMSG_ERROR reply: extended-ack TLVs follow
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK = 1, 10, 11, 12
 NLMSGERR_ATTR_MSG = 1
-CLONE_NEWNET = 0x40000000
-NETNS_RUN_DIR = Path("/var/run/netns")
 
 HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _ERR = struct.Struct("=i")
@@ -45,33 +42,19 @@ class NetlinkError(OSError):
         super().__init__(code, msg)
 
 
-def netns_path(netns: str) -> Path:
-    path = Path(netns) if "/" in netns else NETNS_RUN_DIR / netns
-    if not path.exists():
-        # Never create one: a typo must not silently yield an empty namespace.
-        raise FileNotFoundError(f"network namespace {netns!r} does not exist ({path})")
-    return path
-
-
 def _in_netns(netns: str | None, make: object) -> socket.socket:
     """Run `make()` in a short-lived thread that joined `netns`: the socket stays bound to it."""
     if netns is None:
         return make()  # type: ignore[operator, no-any-return]
-    path = netns_path(netns)
+    netns_path(netns)  # fail here, in the caller, on a missing namespace
     result: dict[str, object] = {}
 
     def worker() -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns({path}): {os.strerror(err)}")
+            join_netns(netns)
             result["sock"] = make()  # type: ignore[operator]
         except BaseException as exc:
             result["err"] = exc
-        finally:
-            os.close(fd)
 
     thread = threading.Thread(target=worker, name="netns-socket")
     thread.start()

@@ -57,7 +57,7 @@ async def resolve_gateway(ipr: Any, address: str) -> Resolved:
 async def check_onlink(address: str, netns: str | None = None) -> str | None:
     """None when `address` is on a connected subnet (in `netns`), else a one-line error text."""
     if netns is not None:
-        from ._netlink import netns_path
+        from .._netns import netns_path
 
         try:
             netns_path(netns)
