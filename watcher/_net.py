@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -23,3 +26,12 @@ def parse_listen(value: str) -> tuple[str, int]:
     if int(port) > 65535:
         raise ValueError(f"{value!r}: port {port} is out of range (0-65535)")
     return host, int(port)
+
+
+def _checked(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
+# A config field holding HOST:PORT, validated where it is read.
+ListenAddress = Annotated[str, AfterValidator(_checked)]

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from .._net import parse_listen
+from .._net import ListenAddress, parse_listen
 from .._yaml import load_model, parse_model
 from ..routes.config import RoutesConfig
 from ..source.config import NodeRef, SourceConfig
@@ -138,13 +138,7 @@ class Hook(_Model):
 
 class MetricsConfig(_Model):
     enabled: bool = True
-    listen: str = "127.0.0.1:9477"
-
-    @field_validator("listen")
-    @classmethod
-    def _hostport(cls, value: str) -> str:
-        parse_listen(value)
-        return value
+    listen: ListenAddress = "127.0.0.1:9477"
 
     def address(self) -> tuple[str, int]:
         return parse_listen(self.listen)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from .._net import parse_listen
+from .._net import ListenAddress
 from ..cfapi import RateLimit
 
 Subscribe = Literal["auto", "sse", "off"]
@@ -53,16 +53,10 @@ class RateLimitConfig(_Model):
 class WebhookConfig(_Model):
     """Receiver for Cloudflare notification webhooks (a hint to re-read /connections)."""
 
-    listen: str
+    listen: ListenAddress
     secret_file: Path | None = None
     secret: SecretStr | None = None
     path: str = "/"
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        parse_listen(value)
-        return value
 
     @model_validator(mode="after")
     def _one_secret(self) -> WebhookConfig:
