@@ -246,3 +246,24 @@ def test_two_fsms_converge_on_the_higher_priority() -> None:
             a.on_advert(t, src=HIGHER, priority=act.priority, max_adver_int=1.0)
     assert a.deadline() == pytest.approx(t + skew_time(100, 1.0))
     assert transitions(a.on_timer(t + skew_time(100, 1.0))) == [(State.BACKUP, State.MASTER, "master_down")]
+
+
+def test_master_adverts_keep_their_period_when_the_timer_fires_late() -> None:
+    f = fsm(255, interval=0.1)
+    f.startup(0.0)
+    late = 0.0
+    for _ in range(10):  # every wakeup 0.7 ms late, as an asyncio loop does
+        deadline = f.deadline()
+        assert deadline is not None
+        late = deadline + 0.0007
+        assert sends(f.on_timer(late)) == [255]
+    assert f.deadline() == pytest.approx(1.1)
+    assert late == pytest.approx(1.0007)
+
+
+def test_master_adverts_restart_from_now_after_a_long_stall() -> None:
+    f = fsm(255, interval=0.1)
+    f.startup(0.0)
+    assert sends(f.on_timer(0.55)) == [255]  # four intervals missed: no catch-up burst
+    assert f.deadline() == pytest.approx(0.65)
+    assert f.on_timer(0.6) == []

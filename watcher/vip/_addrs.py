@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
+import socket
+import struct
 from typing import Any
 
 from .config import VipAddress, has_explicit_prefix
 
 log = logging.getLogger(__name__)
 IFA_F_NODAD = 0x02
+NETLINK_ROUTE = 0
+RTM_NEWADDR = 20
+NLMSG_ERROR = 2
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE = 0x1, 0x4, 0x400
+IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+NLMSGHDR = struct.Struct("=IHHII")
 Iface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def _rta(kind: int, payload: bytes) -> bytes:
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)
 
 
 class VipError(RuntimeError):
@@ -26,6 +40,8 @@ class AddressManager:
         self.vips: list[Iface] = []  # with their prefixes resolved
         self.index = 0
         self._ipr: Any = None
+        self._nl: socket.socket | None = None  # plain rtnetlink socket for the takeover path
+        self._add_requests: list[bytes] = []
 
     async def open(self) -> None:
         from pyroute2 import AsyncIPRoute
@@ -38,6 +54,9 @@ class AddressManager:
         self.index = found[0]
 
     async def close(self) -> None:
+        if self._nl is not None:
+            self._nl.close()
+            self._nl = None
         if self._ipr is not None:
             self._ipr.close()
             self._ipr = None
@@ -67,7 +86,57 @@ class AddressManager:
             kind = "IPv4 address" if self.family == 4 else "IPv6 link-local address"
             raise VipError(f"interface {self.ifname!r} has no {kind} of its own to send adverts from")
         self.vips = [self._with_prefix(v, real) for v in self.configured]
+        self._prepare_fast_add()
         return real[0].ip
+
+    def _prepare_fast_add(self) -> None:
+        # The RTM_NEWADDR requests are constant: build them (and the socket) once, so becoming
+        # master costs one sendto() per VIP instead of an asyncio round trip through pyroute2.
+        fam = socket.AF_INET if self.family == 4 else socket.AF_INET6
+        flags = IFA_F_NODAD if self.family == 6 else 0  # a VIP must answer at once
+        self._add_requests = []
+        for seq, vip in enumerate(self.vips, start=1):
+            ip = vip.ip.packed
+            attrs = _rta(IFA_LOCAL, ip) + _rta(IFA_ADDRESS, ip) + _rta(IFA_FLAGS, struct.pack("=I", flags))
+            body = struct.pack("=BBBBI", fam, vip.network.prefixlen, flags, 0, self.index) + attrs
+            hdr = NLMSGHDR.pack(
+                NLMSGHDR.size + len(body), RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, seq, 0
+            )
+            self._add_requests.append(hdr + body)
+        if self._nl is None:
+            nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+            nl.setblocking(False)
+            self._nl = nl
+
+    def add_now(self) -> bool:
+        """Add every VIP synchronously; True when all are on the interface when this returns.
+
+        rtnetlink handles a request inside the sender's sendto(), so the address exists (and the
+        ack is queued) before this returns: a GARP sent right after announces a working address.
+        False (nothing raised): let `add_all` retry and report.
+        """
+        nl = self._nl
+        if nl is None or not self._add_requests:
+            return False
+        ok = True
+        try:
+            for req in self._add_requests:
+                nl.sendto(req, (0, 0))
+            for _ in self._add_requests:
+                ack = nl.recv(65536)
+                while len(ack) >= NLMSGHDR.size + 4:
+                    length, kind = NLMSGHDR.unpack_from(ack)[:2]
+                    if kind == NLMSG_ERROR:
+                        err = -struct.unpack_from("=i", ack, NLMSGHDR.size)[0]
+                        ok = ok and err in (0, errno.EEXIST)
+                    ack = ack[max(length, NLMSGHDR.size) :]
+        except OSError as exc:
+            log.debug("vip: fast add on %s failed (%s), falling back", self.ifname, exc)
+            with contextlib.suppress(OSError):  # drop stale acks so the next try reads its own
+                while self._nl is not None and self._nl.recv(65536):
+                    pass
+            return False
+        return ok
 
     def _with_prefix(self, vip: VipAddress, real: list[Iface]) -> Iface:
         if has_explicit_prefix(vip):

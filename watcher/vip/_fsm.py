@@ -113,7 +113,11 @@ class Fsm:
 
     def on_timer(self, now: float) -> list[Action]:
         if self.state is State.MASTER and self._adver_timer is not None and now >= self._adver_timer:
-            self._adver_timer = now + self.advert_interval
+            # Schedule from the deadline, not from `now`: the loop wakes up to ~1 ms late, and
+            # re-arming from `now` would stretch every interval (adverts drifting later, so
+            # backups' Master_Down fires later after a death). After a long stall, restart.
+            nxt = self._adver_timer + self.advert_interval
+            self._adver_timer = nxt if nxt > now else now + self.advert_interval
             return [SendAdvert(self.priority)]
         if self.state is State.BACKUP and self._down_timer is not None and now >= self._down_timer:
             return self._become_master(now, "master_down")

@@ -85,6 +85,8 @@ class VrrpInstance:
         self._allowed = config.allowlist_for(family)
         self._wake = asyncio.Event()
         self._vip_wanted = False
+        self._vip_held = False  # what the VIP worker (or the takeover fast path) last applied
+        self._adverts: dict[tuple[int, Addr], bytes] = {}  # (priority, dst) -> message
         self._vip_kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -105,12 +107,10 @@ class VrrpInstance:
         except BaseException:
             await self._addrs.close()
             raise
-        # The first build imports scapy (~0.1 s, more on a busy host): pay that now, not in the
-        # first advert of a takeover (a host that was only ever Backup has never built one).
-        build_advert(
-            src=self.primary, dst=self._sock.group, vrid=self.config.vrid, priority=self.initial_priority,
-            interval=self.config.advert_interval, addresses=[v.ip for v in self._addrs.vips],
-        )  # fmt: skip
+        # Adverts are built with scapy (import ~0.1 s, ~1 ms a build): build the one a takeover
+        # sends now; every later one comes from the cache too.
+        for dst in self._targets():
+            self._advert(self.initial_priority, dst)
         ll = str(self.primary) if self.family == 6 else None
         self._garp = Announcer(
             self.config.interface, [v.ip for v in self._addrs.vips], self.config.garp, ll_source=ll
@@ -225,21 +225,49 @@ class VrrpInstance:
                 self._transition(action)
         self._wake.set()
 
-    def _send(self, priority: int) -> None:
-        assert self._sock is not None and self.primary is not None
-        vips: list[Addr] = [v.ip for v in self._addrs.vips]
-        targets: list[Addr] = list(self._peers) if self._peers else [self._sock.group]
-        for dst in targets:
+    def _targets(self) -> list[Addr]:
+        assert self._sock is not None
+        return list(self._peers) if self._peers else [self._sock.group]
+
+    def _advert(self, priority: int, dst: Addr) -> bytes:
+        # Everything but (priority, dst) is fixed for the instance's life: build each message once.
+        msg = self._adverts.get((priority, dst))
+        if msg is None:
+            assert self._sock is not None and self.primary is not None
             ck_dst = self._sock.group if self._peers and self.config.unicast_checksum_dst == "group" else dst
             msg = build_advert(
                 src=self.primary, dst=dst, vrid=self.config.vrid, priority=priority,
-                interval=self.config.advert_interval, addresses=vips, mode=self.config.checksum_mode,
-                checksum_dst=ck_dst,
+                interval=self.config.advert_interval, addresses=[v.ip for v in self._addrs.vips],
+                mode=self.config.checksum_mode, checksum_dst=ck_dst,
             )  # fmt: skip
-            if self._sock.send(msg, dst):
+            self._adverts[(priority, dst)] = msg
+        return msg
+
+    def _send(self, priority: int) -> None:
+        assert self._sock is not None
+        for dst in self._targets():
+            if self._sock.send(self._advert(priority, dst), dst):
                 self.stats.adverts_sent += 1
 
+    def _take_vips_now(self) -> None:
+        """Takeover fast path: VIPs on, first GARP/NA out, before any logging or callbacks."""
+        t0 = time.perf_counter_ns()
+        if self._vip_held or self._garp is None or not self._addrs.add_now():
+            return  # the VIP worker adds them (and logs why) on its next turn
+        t1 = time.perf_counter_ns()
+        self._garp.announce_now()
+        t2 = time.perf_counter_ns()
+        self._garp.start()
+        self._vip_held = self.stats.vip_held = True
+        log.debug(
+            "vrrp: IPv%d takeover: VIPs added in %d us, first GARP/NA in %d us",
+            self.family, (t1 - t0) // 1000, (t2 - t1) // 1000,
+        )  # fmt: skip
+
     def _transition(self, tr: Transition) -> None:
+        self._vip_wanted = tr.new is State.MASTER
+        if tr.new is State.MASTER:
+            self._take_vips_now()
         log.info(
             "vrrp: IPv%d vrid %d %s -> %s (%s)",
             self.family,
@@ -254,7 +282,6 @@ class VrrpInstance:
             self.stats.master_ip = str(self.primary)
         elif tr.old is State.MASTER:
             self.stats.master_ip = None
-        self._vip_wanted = tr.new is State.MASTER
         self._vip_kick.set()
         if tr.new is not State.MASTER and self._garp is not None:
             self._garp.stop()
@@ -274,17 +301,20 @@ class VrrpInstance:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(None if deadline is None else _loop_time(deadline)):
                     await self._wake.wait()
-            self._run(self.fsm.on_timer(time.monotonic()))
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and self.fsm.state is State.BACKUP:
+                log.debug("vrrp: IPv%d Master_Down timer %.2f ms late", self.family, (now - deadline) * 1e3)
+            self._run(self.fsm.on_timer(now))
 
     async def _vip_loop(self) -> None:
         # One worker applies the latest wanted state, so fast flaps never reorder add/remove.
-        held = False
+        # The takeover fast path may have applied "held" already (synchronously, so no reordering).
         while True:
             await self._vip_kick.wait()
             self._vip_kick.clear()
             wanted = self._vip_wanted
-            if wanted == held:
-                if self._closing and not held:
+            if wanted == self._vip_held:
+                if self._closing and not self._vip_held:
                     return
                 continue
             try:
@@ -294,10 +324,9 @@ class VrrpInstance:
                         self._garp.start()
                 else:
                     await self._addrs.remove_all()
-                held = wanted
-                self.stats.vip_held = held
+                self._vip_held = self.stats.vip_held = wanted
                 self._changed()
-                if self._closing and not held:
+                if self._closing and not wanted:
                     return
             except Exception:
                 log.exception("vip: cannot update addresses on %s", self.config.interface)
