@@ -26,9 +26,10 @@ def target(
     return Target(NextHop(replica[0], v4, v6), "test", stale=stale, prefixes=prefixes)  # type: ignore[arg-type]
 
 
-def nets4(count: int, base: str = "10.0.0.0") -> tuple[IPNetwork, ...]:
+def nets4(count: int, base: str = "100.96.0.0") -> tuple[IPNetwork, ...]:
+    """`count` /28s carved from the Mesh range (only ever installed inside lab namespaces)."""
     start = int(ipaddress.IPv4Address(base))
-    return tuple(ipaddress.IPv4Network((start + (i << 8), 24)) for i in range(count))
+    return tuple(ipaddress.IPv4Network((start + (i << 4), 28)) for i in range(count))
 
 
 def nets6(count: int) -> tuple[IPNetwork, ...]:

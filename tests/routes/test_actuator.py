@@ -34,7 +34,7 @@ def _foreign(mlab: MeshLab) -> list[str]:
     r.ip("-6", "route", "add", "2001:db8:96::/48", "via", "2001:db8:1::d", "metric", "2000")
     r.ip("route", "add", "100.96.0.0/12", "via", "192.0.2.13", "table", "100", "proto", "250")
     r.ip("nexthop", "add", "id", "7", "via", "192.0.2.13", "dev", "eth1")
-    r.ip("route", "add", "10.200.0.0/16", "nhid", "7")
+    r.ip("route", "add", "100.100.0.0/16", "nhid", "7")
     return sorted(_foreign_now(mlab))
 
 
@@ -88,7 +88,7 @@ async def test_failover_of_10k_prefixes_rewrites_one_nexthop_per_family(
     assert any(f"id {NH6} via 2001:db8:1::c" in line for line in lines)
     # (with compat mode off, route dumps no longer spell out the nexthop's gateway)
     assert routes(mlab.router, "route").count(f"nhid {NH4} proto 250 metric 1024") == 10_001
-    assert "via 192.0.2.12 dev eth1" in routes(mlab.router, "route", "get", "10.0.99.1")
+    assert "via 192.0.2.12 dev eth1" in routes(mlab.router, "route", "get", "100.96.6.49")
     await act.close()
 
 
@@ -158,14 +158,14 @@ async def test_fallback_without_nexthop_objects(mlab: MeshLab, monitor: Callable
     assert str(NH4) not in routes(r, "nexthop")
     v4 = routes(r, "route")
     assert "100.96.0.0/12 via 192.0.2.11 dev eth1 proto 250 metric 1024" in v4
-    assert "nhid" not in v4.split("10.200")[0]
+    assert "nhid" not in v4.split("100.100.0.0/16")[0]
     mon = monitor()
     await act.apply(target(R2, nets4(50)))
     lines = mon.stop()
     assert sum("via 192.0.2.12" in line for line in lines) == 51 and not any("id " in ln[:40] for ln in lines)
     assert "2001:db8:96::/48 via 2001:db8:1::c dev eth1 proto 250 metric 1024" in routes(r, "-6", "route")
-    r.ip("route", "del", "10.0.7.0/24", "metric", "1024")
-    await eventually(lambda: "10.0.7.0/24 via 192.0.2.12" in routes(r, "route"), 5, "fallback repair")
+    r.ip("route", "del", "100.96.0.112/28", "metric", "1024")
+    await eventually(lambda: "100.96.0.112/28 via 192.0.2.12" in routes(r, "route"), 5, "fallback repair")
     assert _foreign_now(mlab) == foreign
     await act.close(withdraw=True)
     assert "proto 250" not in routes(r, "route") and _foreign_now(mlab) == foreign
@@ -191,14 +191,16 @@ async def test_gateway_not_on_link_is_a_clear_error(mlab: MeshLab) -> None:
     assert await check_onlink("192.0.2.11", ns) is None
     assert await check_onlink("2001:db8:1::c", ns) is None
     assert "is an address of this host" in (await check_onlink("192.0.2.1", ns) or "")
-    assert "unreachable" in (await check_onlink("10.9.9.9", ns) or "")
+    assert "unreachable" in (await check_onlink("203.0.113.250", ns) or "")
     assert "must be a unicast address" in (await check_onlink("fe80::1", ns) or "")
     assert "does not exist" in (await check_onlink("192.0.2.11", "mwl-no-such-ns") or "")
     act = RoutesActuator(_config(), netns=ns)
     await act.start()
     await act.apply(target(R1, ()))
-    with pytest.raises(RoutesError, match=r"replica 10\.9\.9\.9: next hop 10\.9\.9\.9 is unreachable"):
-        await act.apply(target(("10.9.9.9", R1[1]), ()))
+    with pytest.raises(
+        RoutesError, match=r"replica 203\.0\.113\.250: next hop 203\.0\.113\.250 is unreachable"
+    ):
+        await act.apply(target(("203.0.113.250", R1[1]), ()))
     assert "via 192.0.2.11" in routes(mlab.router, "route")  # the old next hop stays
     await act.close()
     # The kernel's own verdict when the interface is wrong, mapped to a message that says why.

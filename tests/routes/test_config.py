@@ -45,7 +45,7 @@ def test_free_protocols_accepted(proto: int) -> None:
     [
         ("prefixes: [100.96.0.1/12]\n", "has host bits set"),
         ("prefixes: [nonsense]\n", "prefixes[0] 'nonsense'"),
-        ("prefixes: [10.0.0.0/8, 10.0.0.0/8]\n", "listed twice"),
+        ("prefixes: [100.96.0.0/12, 100.96.0.0/12]\n", "listed twice"),
         ("protocol: 256\n", "less than or equal to 255"),
         ("table: 255\n", "local table"),
         ("nexthop_ids: {ipv4: 7, ipv6: 7}\n", "must differ"),

@@ -23,8 +23,9 @@ R2 = ("192.0.2.12", "2001:db8:1::c")
 
 
 def _prefixes(count: int) -> tuple[IPNetwork, ...]:
-    start = int(ipaddress.IPv4Address("10.0.0.0"))
-    return tuple(ipaddress.IPv4Network((start + (i << 8), 24)) for i in range(count))
+    # /30s from the Mesh range: 100k of them fit in 100.96.0.0/12 (installed only in the bench's netns).
+    start = int(ipaddress.IPv4Address("100.96.0.0"))
+    return tuple(ipaddress.IPv4Network((start + (i << 2), 30)) for i in range(count))
 
 
 def _target(replica: tuple[str, str], prefixes: tuple[IPNetwork, ...]) -> Target:
