@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -283,9 +282,6 @@ COMMANDS: dict[str, Callable[[MeshApi, argparse.Namespace, bool], int | None]] =
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "verbose", 0) < 2:
-        # httpx logs every request at INFO: noise on an operator's terminal.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         api = connect(args)
     except UsageError as exc:

@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # httpx logs every request at INFO: with heartbeats and polls that drowns everything else.
+    # httpx logs every request at INFO (heartbeats, polls: noise); kept for -vv. The control plane
+    # silences it even then, since webhook URLs can be secrets.
     logging.getLogger("httpx").setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
     if not getattr(args, "func", None):
         parser.print_help()

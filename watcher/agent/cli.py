@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import os
 import signal
 import sys
@@ -91,9 +90,6 @@ def run(args: argparse.Namespace) -> int:
         dataplane=args.dataplane,
         push=args.push,
     )
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        # httpx logs every request at INFO: five lines a second of heartbeats. Keep them for -vv.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     agent = Agent(config, threading.Event())
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -35,7 +35,6 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     from .._yaml import ConfigError
     from .config import load_config
@@ -46,9 +45,6 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mesh-watcher: {exc}", file=sys.stderr)
         return 1
-    if getattr(args, "verbose", 0) < 2:
-        # One line per API request is noise at INFO; the source logs failures itself.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     return asyncio.run(Watcher(config, config_path=args.config, freeze_gc=True).run())
 
 
